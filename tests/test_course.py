@@ -1,0 +1,181 @@
+import subprocess
+import sys
+import types
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from vdlearn.__main__ import main
+from vdlearn.course import LESSONS, build, check, colab_url, find_lesson, setup_cell_source, student_version
+from vdlearn.course import notebooks as nbs
+
+EXERCISE = '''def double(x):
+    """Return 2 x."""
+    ### BEGIN SOLUTION
+    y = 2 * x
+    return y
+    ### END SOLUTION'''
+
+
+def _lesson_nb():
+    def code(src, *tags):
+        cell = new_code_cell(src)
+        cell.metadata["tags"] = list(tags)
+        return cell
+
+    return new_notebook(cells=[
+        new_markdown_cell("# Lesson"),
+        code("# Setup (filled in by python -m vdlearn build)", "setup"),
+        code('PRESET = "auto"\nSEED = 0', "parameters"),
+        code(EXERCISE, "exercise"),
+        code("assert double(2) == 4", "check"),
+        code("print(double(3))"),
+    ])
+
+
+@pytest.fixture
+def course(tmp_path):
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "vdlearn").mkdir()
+    nbformat.write(_lesson_nb(), tmp_path / "solutions" / "00_video_as_data.ipynb")
+    return tmp_path
+
+
+def test_registry_is_ordered_and_findable():
+    assert [lesson.number for lesson in LESSONS] == list(range(11))
+    assert find_lesson("6").name == "image_diffusion"
+    assert find_lesson("06_image_diffusion.ipynb").number == 6
+    assert find_lesson("vae_math").stem == "01_vae_math"
+    with pytest.raises(KeyError, match="00_video_as_data"):
+        find_lesson("99")
+
+
+def test_student_version_stubs_answers_and_tags_cells():
+    lesson = find_lesson(0)
+    student = student_version(_lesson_nb(), lesson)
+    ex, chk = student.cells[3], student.cells[4]
+    assert "2 * x" not in ex.source and "BEGIN SOLUTION" not in ex.source
+    assert '    raise NotImplementedError("Exercise: double")' in ex.source
+    assert ex.source.startswith('def double(x):\n    """Return 2 x."""')
+    assert "raises-exception" in ex.metadata.tags and "raises-exception" in chk.metadata.tags
+    assert "raises-exception" not in student.cells[5].metadata.tags
+    assert ex.metadata.nbgrader["solution"] is True and chk.metadata.nbgrader["grade"] is True
+    assert student.cells[1].source == setup_cell_source()
+    namespace = {}
+    exec(ex.source, namespace)
+    with pytest.raises(NotImplementedError, match="Exercise: double"):
+        namespace["double"](1)
+
+
+def test_unbalanced_markers_are_reported():
+    nb = _lesson_nb()
+    nb.cells[3].source = "def f():\n    ### BEGIN SOLUTION\n    return 1"
+    with pytest.raises(ValueError, match="no matching '### END SOLUTION'"):
+        student_version(nb, find_lesson(0))
+
+
+def test_build_then_check_is_clean_and_idempotent(course):
+    changed = build(course)
+    assert {p.name for p in changed} == {"00_video_as_data.ipynb"} and len(changed) == 2
+    assert check(course) == []
+    assert build(course) == []  # a second build changes nothing
+
+
+def test_check_finds_stale_outputs_and_missing_cells(course):
+    build(course)
+    sol = course / "solutions" / "00_video_as_data.ipynb"
+    nb = nbformat.read(sol, as_version=4)
+    nb.cells[5].source = "print(double(4))"  # a change outside the answers
+    nb.cells[5].outputs = [nbformat.v4.new_output("stream", text="6\n")]
+    nb.cells[5].execution_count = 1
+    nbformat.write(nb, sol)
+    problems = "\n".join(check(course))
+    assert "committed with outputs" in problems
+    assert "notebooks/00_video_as_data.ipynb is stale" in problems
+
+    nb.cells = [c for c in nb.cells if "parameters" not in c.metadata.get("tags", [])]
+    nb.cells[1].metadata["tags"] = []
+    nbformat.write(nb, sol)
+    problems = "\n".join(check(course))
+    assert "setup cell" in problems and "'parameters' cell" in problems
+
+
+def test_check_finds_unknown_and_orphan_notebooks(course):
+    build(course)
+    nbformat.write(_lesson_nb(), course / "solutions" / "42_extra.ipynb")
+    (course / "notebooks" / "01_vae_math.ipynb").write_text("{}")
+    problems = "\n".join(check(course))
+    assert "42_extra.ipynb is not a lesson" in problems
+    assert "notebooks/01_vae_math.ipynb has no solutions/ source" in problems
+
+
+def test_setup_cell_in_colab_installs_from_the_repository(monkeypatch, tmp_path):
+    """Simulate Colab: vdlearn missing, google.colab loaded, no checkout around the notebook."""
+    calls = []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.chdir(tmp_path)
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "vdlearn" else real_find_spec(name, *a))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
+    namespace = {}
+    exec(setup_cell_source(), namespace)
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q", f"git+{nbs.REPO_URL}"]]
+    assert namespace["REPO_URL"] == nbs.REPO_URL
+
+
+def test_setup_cell_in_a_checkout_installs_the_checkout(monkeypatch, tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "vdlearn").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "vdlearn" else real_find_spec(name, *a))
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
+    exec(setup_cell_source(), {})
+    assert calls[0][-1] == str(tmp_path)
+
+
+def test_setup_cell_does_nothing_when_installed(monkeypatch):
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    exec(setup_cell_source(), {})
+    assert calls == []
+
+
+def test_repo_url_is_written_once():
+    import pathlib
+
+    root = pathlib.Path(nbs.__file__).resolve().parents[2]
+    hits = [p for p in (root / "vdlearn").rglob("*.py") if nbs.REPO_URL in p.read_text(encoding="utf-8")]
+    assert hits == [pathlib.Path(nbs.__file__).resolve()]
+    assert colab_url(find_lesson(2)).endswith("vdlearn/vdlearn/blob/main/notebooks/02_vae_frames.ipynb")
+
+
+def test_cli_lessons_and_check(capsys, course, monkeypatch):
+    monkeypatch.chdir(course)
+    assert main(["lessons"]) == 0
+    assert "Video as data" in capsys.readouterr().out
+    assert main(["check"]) == 1
+    assert "run `python -m vdlearn build`" in capsys.readouterr().out
+    assert main(["build"]) == 0
+    assert main(["check"]) == 0
+
+
+def test_repository_notebooks_pass_the_course_checks():
+    """The committed lessons themselves: notebooks/ in step, no outputs, setup and parameters cells."""
+    problems = check()
+    assert problems == [], "\n".join(problems)
+
+
+def test_doctor_reports(capsys):
+    assert main(["doctor"]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "torch" in out and "device" in out and "preset" in out

@@ -1,0 +1,166 @@
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from vdlearn import train
+from vdlearn.train import fit, load_checkpoint, save_checkpoint
+
+
+def _problem(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    w = torch.tensor([1.0, -2.0, 0.5, 3.0])
+    y = x @ w + 0.01 * torch.randn(n, generator=g)
+    return torch.cat([x, y[:, None]], dim=1)
+
+
+def _mse(model, batch):
+    x, y = batch[:, :4], batch[:, 4]
+    noise = 1e-3 * torch.randn_like(y)  # exercises the saved RNG state on resume
+    loss = ((model(x).squeeze(-1) - y - noise) ** 2).mean()
+    return loss, {"abs_err": (model(x).squeeze(-1) - y).abs().mean()}
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Linear(4, 1)
+
+
+def test_loss_falls_and_history_is_logged():
+    result = fit(_model(), _mse, _problem(), num_steps=200, batch_size=32, lr=0.05,
+                 log_every=20, progress=False, device="cpu")
+    h = result.history
+    assert h["step"] == list(range(20, 201, 20))
+    assert h["loss"][-1] < 0.01 * h["loss"][0]
+    assert len(h["abs_err"]) == len(h["step"]) and len(h["grad_norm"]) == len(h["step"])
+    assert not result.model.training
+
+
+def test_seeded_runs_are_identical():
+    a = fit(_model(), _mse, _problem(), num_steps=30, batch_size=16, progress=False, device="cpu", seed=5)
+    b = fit(_model(), _mse, _problem(), num_steps=30, batch_size=16, progress=False, device="cpu", seed=5)
+    c = fit(_model(), _mse, _problem(), num_steps=30, batch_size=16, progress=False, device="cpu", seed=6)
+    assert torch.equal(a.model.weight, b.model.weight)
+    assert not torch.equal(a.model.weight, c.model.weight)
+
+
+def test_ema_lags_behind_the_weights():
+    result = fit(_model(), _mse, _problem(), num_steps=300, batch_size=32, lr=0.05,
+                 ema_decay=0.9, progress=False, device="cpu")
+    assert result.ema_model is not None and result.best_model is result.ema_model
+    assert not torch.equal(result.ema_model.weight, result.model.weight)
+    target = torch.tensor([[1.0, -2.0, 0.5, 3.0]])
+    assert (result.ema_model.weight - target).abs().max() < 0.05
+
+
+def test_resume_gives_identical_numbers(tmp_path):
+    kwargs = dict(batch_size=16, lr=0.01, ema_decay=0.9, progress=False, device="cpu",
+                  log_every=5, warmup_steps=4)
+    straight = fit(_model(), _mse, _problem(), num_steps=40, **kwargs)
+    ckpt = tmp_path / "run.pt"
+    fit(_model(), _mse, _problem(), num_steps=25, checkpoint_path=ckpt, checkpoint_every=10, **kwargs)
+    resumed = fit(_model(), _mse, _problem(), num_steps=40, checkpoint_path=ckpt, **kwargs)
+    assert torch.equal(straight.model.weight, resumed.model.weight)
+    assert torch.equal(straight.ema_model.weight, resumed.ema_model.weight)
+    assert straight.history == resumed.history
+
+
+def test_resume_from_a_mid_run_checkpoint(tmp_path):
+    """A run that died after its step-20 checkpoint resumes from there, exactly."""
+    kwargs = dict(batch_size=16, lr=0.01, progress=False, device="cpu", log_every=5)
+    straight = fit(_model(), _mse, _problem(), num_steps=40, **kwargs)
+    ckpt = tmp_path / "run.pt"
+
+    def die_after_step_25(step, model):
+        if step == 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(_model(), _mse, _problem(), num_steps=40, checkpoint_path=ckpt, checkpoint_every=20,
+            callback=die_after_step_25, **kwargs)
+    assert load_checkpoint(ckpt)["step"] == 20
+    resumed = fit(_model(), _mse, _problem(), num_steps=40, checkpoint_path=ckpt, **kwargs)
+    assert torch.equal(straight.model.weight, resumed.model.weight)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    fit(_model(), _mse, _problem(), num_steps=5, batch_size=16, checkpoint_path=ckpt, progress=False)
+    with pytest.raises(ValueError, match="use the same settings"):
+        fit(_model(), _mse, _problem(), num_steps=10, batch_size=32, checkpoint_path=ckpt, progress=False)
+
+
+def test_killed_while_saving_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pt"
+    save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+    real_save = torch.save
+
+    def crash_midway(obj, f, *args, **kwargs):
+        f.write(b"partial bytes of a checkpoint")
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(torch, "save", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.setattr(torch, "save", real_save)
+    state = load_checkpoint(path)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary file left over
+
+
+def test_damaged_checkpoint_is_reported(tmp_path):
+    path = tmp_path / "bad.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="damaged"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_nan_loss_stops_with_the_step():
+    calls = []
+
+    def explodes_at_step_6(model, batch):
+        calls.append(1)
+        loss = model(batch[:, :4]).pow(2).mean()
+        return loss * float("nan") if len(calls) == 7 else loss
+
+    with pytest.raises(FloatingPointError, match="at step 6.*lower learning rate"):
+        fit(_model(), explodes_at_step_6, _problem(), num_steps=20, batch_size=16, log_every=10,
+            progress=False)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="fewer than batch_size"):
+        fit(_model(), _mse, _problem(8), num_steps=1, batch_size=16, progress=False)
+    with pytest.raises(TypeError, match="scalar tensor"):
+        fit(_model(), lambda m, b: m(b[:, :4]), _problem(), num_steps=1, batch_size=4, progress=False)
+
+
+def test_dataset_get_batch_is_used():
+    class Counting(torch.utils.data.Dataset):
+        def __init__(self):
+            self.data, self.calls = _problem(64), 0
+
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            raise AssertionError("get_batch should be used")
+
+        def get_batch(self, idx):
+            self.calls += 1
+            return self.data[idx]
+
+    ds = Counting()
+    fit(_model(), _mse, ds, num_steps=6, batch_size=16, progress=False)
+    assert ds.calls == 6
+
+
+def test_batches_cover_each_epoch_once():
+    order = train._BatchIndices(10, 3, seed=0)
+    epoch0 = torch.cat([order(s) for s in range(3)])
+    assert len(set(epoch0.tolist())) == 9
+    assert not torch.equal(order(0), order(3))
