@@ -1,0 +1,277 @@
+"""Tests of vdlearn.gan: losses against hand-computed values, the 1-D theory against closed
+forms, model shapes and errors, and the training loop (determinism, resume, divergence)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vdlearn.gan import (
+    LOSSES,
+    Discriminator,
+    Generator,
+    MLPDiscriminator,
+    MLPGenerator,
+    VideoDiscriminator,
+    VideoGenerator,
+    check_pair,
+    discriminator_loss,
+    gaussian_pdf,
+    generator_loss,
+    js_divergence,
+    kl_divergence,
+    optimal_discriminator,
+    r1_penalty,
+    train_gan,
+    value_on_grid,
+)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _prob(logit: float) -> float:
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+# ----------------------------------------------------------------------------- losses
+def test_bce_losses_match_the_value_function_by_hand():
+    real, fake = [0.0, 2.0], [-1.0, 1.0]
+    # -V = -mean log D(x) - mean log(1 - D(G(z))), written with probabilities
+    by_hand = (-(math.log(_prob(0.0)) + math.log(_prob(2.0))) / 2
+               - (math.log(1 - _prob(-1.0)) + math.log(1 - _prob(1.0))) / 2)
+    for kind in ("minimax", "nonsaturating"):
+        got = discriminator_loss(torch.tensor(real), torch.tensor(fake), kind)
+        assert got.item() == pytest.approx(by_hand, rel=1e-6)
+    minimax = (math.log(1 - _prob(-1.0)) + math.log(1 - _prob(1.0))) / 2
+    nonsat = -(math.log(_prob(-1.0)) + math.log(_prob(1.0))) / 2
+    assert generator_loss(torch.tensor(fake), "minimax").item() == pytest.approx(minimax, rel=1e-6)
+    assert generator_loss(torch.tensor(fake), "nonsaturating").item() == pytest.approx(nonsat, rel=1e-6)
+
+
+def test_losses_at_the_equilibrium_d_equals_one_half():
+    zeros = torch.zeros(7)  # logit 0 <=> D = 1/2 everywhere
+    assert discriminator_loss(zeros, zeros, "nonsaturating").item() == pytest.approx(2 * math.log(2))
+    assert generator_loss(zeros, "minimax").item() == pytest.approx(-math.log(2))
+    assert generator_loss(zeros, "nonsaturating").item() == pytest.approx(math.log(2))
+
+
+def test_hinge_loss_by_hand():
+    real, fake = torch.tensor([0.5, 2.0]), torch.tensor([-2.0, 0.5])
+    # mean(relu(1 - [0.5, 2])) = (0.5 + 0) / 2 ; mean(relu(1 + [-2, 0.5])) = (0 + 1.5) / 2
+    assert discriminator_loss(real, fake, "hinge").item() == pytest.approx(0.25 + 0.75)
+    assert generator_loss(fake, "hinge").item() == pytest.approx(0.75)
+
+
+def test_generator_gradients_saturate_only_for_minimax():
+    logits = torch.tensor([-8.0, -2.0, 0.0, 3.0], requires_grad=True)
+    d = torch.sigmoid(logits.detach())
+    (g_mm,) = torch.autograd.grad(generator_loss(logits, "minimax"), logits)
+    (g_ns,) = torch.autograd.grad(generator_loss(logits, "nonsaturating"), logits)
+    n = len(logits)
+    torch.testing.assert_close(g_mm, -d / n)          # d/dl log(1 - sigma(l)) = -sigma(l)
+    torch.testing.assert_close(g_ns, -(1 - d) / n)    # d/dl -log sigma(l) = -(1 - sigma(l))
+    assert g_mm[0].abs() < 1e-3 / n and g_ns[0].abs() > 0.99 / n  # D(G(z)) ~ 0: saturation
+
+
+def test_losses_are_finite_for_extreme_logits():
+    big = torch.tensor([-100.0, 100.0])
+    for kind in LOSSES:
+        assert torch.isfinite(discriminator_loss(big, big, kind))
+        assert torch.isfinite(generator_loss(big, kind))
+
+
+def test_unknown_loss_name_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown GAN loss 'wasserstein'.*minimax"):
+        generator_loss(torch.zeros(2), "wasserstein")
+    with pytest.raises(ValueError, match="unknown GAN loss"):
+        discriminator_loss(torch.zeros(2), torch.zeros(2), "bce")
+
+
+def test_r1_penalty_of_linear_and_quadratic_critics():
+    w = torch.tensor([3.0, -4.0])
+    x = torch.randn(5, 2, requires_grad=True)
+    assert r1_penalty(x @ w, x).item() == pytest.approx(25.0)  # grad = w, |w|^2 = 25
+    x = torch.randn(6, 3, requires_grad=True)
+    expected = (2 * x.detach()).pow(2).sum(1).mean()         # l = |x|^2, grad = 2x
+    torch.testing.assert_close(r1_penalty(x.pow(2).sum(1), x), expected)
+
+
+def test_r1_penalty_needs_input_gradients():
+    x = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="requires_grad"):
+        r1_penalty(x.sum(1), x)
+
+
+# ----------------------------------------------------------------------------- theory
+def _grid():
+    x = torch.linspace(-12, 12, 24001, dtype=torch.float64)
+    return x, (x[1] - x[0]).item()
+
+
+def test_optimal_discriminator_maximises_the_value_function():
+    x, dx = _grid()
+    p, q = gaussian_pdf(x, 0.0, 1.0), gaussian_pdf(x, 2.0, 1.5)
+    d_star = optimal_discriminator(p, q)
+    best = value_on_grid(p, q, d_star, dx)
+    for bump in (torch.sin(x), 0.05 * torch.ones_like(x), -0.1 * torch.exp(-x**2)):
+        other = (d_star + 0.05 * bump).clamp(1e-6, 1 - 1e-6)
+        assert value_on_grid(p, q, other, dx) < best
+    # Goodfellow et al. Theorem 1: V(D*, G) = -log 4 + 2 JS
+    assert best.item() == pytest.approx(-math.log(4) + 2 * js_divergence(p, q, dx).item(), abs=1e-8)
+
+
+def test_kl_on_a_grid_matches_the_gaussian_closed_form():
+    x, dx = _grid()
+    m1, s1, m2, s2 = 0.3, 0.8, -1.0, 1.7
+    closed = math.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5
+    got = kl_divergence(gaussian_pdf(x, m1, s1), gaussian_pdf(x, m2, s2), dx)
+    assert got.item() == pytest.approx(closed, rel=1e-6)
+
+
+def test_js_divergence_bounds():
+    x, dx = _grid()
+    p = gaussian_pdf(x, 0.0, 1.0)
+    assert js_divergence(p, p, dx).item() == pytest.approx(0.0, abs=1e-12)
+    far = gaussian_pdf(x, 10.0, 0.3)  # practically disjoint supports
+    assert js_divergence(p, far, dx).item() == pytest.approx(math.log(2), rel=1e-6)
+    assert optimal_discriminator(torch.zeros(3), torch.zeros(3)).tolist() == [0.5] * 3
+
+
+# ----------------------------------------------------------------------------- models
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (64, 1)])
+def test_dcgan_shapes_and_range(size, channels):
+    g = Generator(latent_dim=16, channels=channels, image_size=size, width=8)
+    d = Discriminator(channels=channels, image_size=size, width=8, spectral_norm=True)
+    x = g(torch.randn(3, 16))
+    assert x.shape == (3, channels, size, size) and x.abs().max() <= 1
+    assert d(x).shape == (3,)
+
+
+@pytest.mark.parametrize("factorized", [True, False])
+@pytest.mark.parametrize("frames", [16, 8, 5])
+def test_video_gan_shapes(factorized, frames):
+    g = VideoGenerator(latent_dim=8, channels=3, frames=frames, image_size=32, width=4, factorized=factorized)
+    d = VideoDiscriminator(channels=3, frames=frames, image_size=32, width=4, factorized=factorized)
+    clips = g.sample(2)
+    assert clips.shape == (2, 3, frames, 32, 32) and clips.abs().max() <= 1
+    assert d(clips).shape == (2,)
+
+
+def test_pacgan_packs_samples():
+    d = MLPDiscriminator(pack=4)
+    assert d(torch.randn(12, 2)).shape == (3,)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        d(torch.randn(10, 2))
+
+
+def test_models_are_deterministic_given_the_seed():
+    def build():
+        torch.manual_seed(3)
+        return Generator(latent_dim=8, image_size=28, width=8).eval()
+    z = torch.randn(4, 8)
+    torch.testing.assert_close(build()(z), build()(z), rtol=0, atol=0)
+    g = build()
+    a = g.sample(3, generator=torch.Generator().manual_seed(1))
+    b = g.sample(3, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_wrong_latent_width_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"latents of shape \(batch, 64\), got \(2, 100\)"):
+        Generator(latent_dim=64)(torch.randn(2, 100))
+    with pytest.raises(ValueError, match=r"\(batch, 8\)"):
+        VideoGenerator(latent_dim=8, width=4)(torch.randn(2, 7))
+
+
+def test_mismatched_sizes_between_generator_and_discriminator():
+    g, d = Generator(image_size=32, width=8), Discriminator(image_size=28, width=8)
+    with pytest.raises(ValueError, match="image_size=32.*image_size=28"):
+        check_pair(g, d)
+    with pytest.raises(ValueError, match="image_size=32.*image_size=28"):
+        train_gan(g, d, torch.randn(64, 1, 28, 28), num_steps=1, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"built for inputs of shape \(batch, 1, 28, 28\), got \(2, 1, 32, 32\)"):
+        d(torch.randn(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="channels=3.*channels=1"):
+        check_pair(Generator(channels=3, width=8), Discriminator(channels=1, width=8))
+    with pytest.raises(ValueError, match="frames=16.*frames=8"):
+        check_pair(VideoGenerator(frames=16, width=4), VideoDiscriminator(frames=8, width=4))
+    with pytest.raises(ValueError, match="video"):
+        check_pair(VideoGenerator(width=4), Discriminator(channels=3, image_size=32, width=4))
+
+
+def test_impossible_image_size_is_a_clear_error():
+    with pytest.raises(ValueError, match="image_size=30 cannot be reached"):
+        Generator(image_size=30)
+    with pytest.raises(ValueError, match="at least 6, got 5"):
+        Discriminator(image_size=5)
+
+
+# ----------------------------------------------------------------------------- training
+def _toy_data(n=512, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 2, generator=g) * 0.3 + torch.tensor([3.0, -2.0])
+
+
+def _toy_run(num_steps, **kw):
+    torch.manual_seed(0)
+    g, d = MLPGenerator(hidden=32), MLPDiscriminator(hidden=32)
+    return train_gan(g, d, _toy_data(), num_steps=num_steps, batch_size=64, lr=1e-3, device="cpu",
+                     progress=False, log_every=5, **kw)
+
+
+def test_generator_moves_to_the_data():
+    torch.manual_seed(0)
+    start = MLPGenerator(hidden=32).sample(1000).mean(0)
+    result = _toy_run(300)
+    end = result.generator.sample(1000).mean(0)
+    target = torch.tensor([3.0, -2.0])
+    assert (start - target).norm() > 3
+    assert (end - target).norm() < 0.5
+    assert set(result.history) >= {"step", "d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm"}
+    assert result.history["step"][-1] == 300 and len(result.history["d_loss"]) == 60
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_training_is_deterministic_given_the_seed(loss):
+    a, b = _toy_run(20, loss=loss, r1_gamma=1.0), _toy_run(20, loss=loss, r1_gamma=1.0)
+    assert a.history == b.history
+    for pa, pb in zip(a.generator.parameters(), b.generator.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    assert "r1" in a.history
+
+
+def test_resume_from_checkpoint_gives_the_uninterrupted_run(tmp_path):
+    full = _toy_run(30, ema_decay=0.9)
+    path = tmp_path / "gan.pt"
+    _toy_run(15, ema_decay=0.9, checkpoint_path=path)
+    resumed = _toy_run(30, ema_decay=0.9, checkpoint_path=path)
+    assert resumed.history == full.history
+    for pa, pb in zip(resumed.ema_generator.parameters(), full.ema_generator.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="was made with"):
+        _toy_run(40, ema_decay=0.9, checkpoint_path=path, loss="hinge")
+
+
+def test_divergence_is_reported_clearly():
+    torch.manual_seed(0)
+    data = _toy_data()
+    data[::7] = float("nan")
+    with pytest.raises(FloatingPointError, match="discriminator loss became nan at step 0.*lower the learning rate"):
+        train_gan(MLPGenerator(hidden=8), MLPDiscriminator(hidden=8), data, num_steps=10, batch_size=64,
+                  device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_video_gan_trains_end_to_end(device):
+    torch.manual_seed(0)
+    g = VideoGenerator(latent_dim=8, frames=4, image_size=16, width=4)
+    d = VideoDiscriminator(frames=4, image_size=16, width=4, spectral_norm=True)
+    clips = torch.rand(16, 3, 4, 16, 16) * 2 - 1
+    labels = torch.zeros(16)
+    dataset = torch.utils.data.TensorDataset(clips, labels)  # (clip, label) items
+    result = train_gan(g, d, dataset, num_steps=3, batch_size=8, loss="hinge", r1_gamma=0.1,
+                       device=device, progress=False, log_every=1)
+    assert len(result.history["g_loss"]) == 3
+    assert all(math.isfinite(v) for v in result.history["d_loss"])
+    assert result.generator.sample(2).shape == (2, 3, 4, 16, 16)

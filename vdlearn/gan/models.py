@@ -1,0 +1,279 @@
+"""GAN generators and discriminators (lessons 03 and 04).
+
+- :class:`MLPGenerator`, :class:`MLPDiscriminator`: small networks for 2-D toy data (lesson 03).
+  The discriminator can *pack* several samples into one decision (PacGAN, Lin et al. 2018),
+  which lets it see a whole set of samples and so penalise a generator that collapses.
+- :class:`Generator`, :class:`Discriminator`: DCGAN (Radford et al. 2016) for images
+  ``(B, C, H, W)`` in [-1, 1]: transposed convolutions with batch norm up, strided
+  convolutions with LeakyReLU down; optional spectral normalisation (Miyato et al. 2018).
+- :class:`VideoGenerator`, :class:`VideoDiscriminator`: the same recipe for clips
+  ``(B, C, T, H, W)``, with full 3-D convolutions (VGAN, Vondrick et al. 2016) or factorised
+  "(2+1)-D" ones, a spatial convolution followed by a temporal one (Tran et al. 2018).
+  Kept as the GAN baseline that lesson 10 compares with diffusion.
+
+Every generator has ``latent_dim`` and ``sample(n)``; every pair can be checked for agreement
+with :func:`check_pair`. Sizes: an image side must be ``b * 2**k`` with a base ``b`` of 3 to 7
+(28 = 7*4, 32 = 4*8, 64 = 4*16).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _sn
+
+__all__ = [
+    "MLPGenerator",
+    "MLPDiscriminator",
+    "Generator",
+    "Discriminator",
+    "VideoGenerator",
+    "VideoDiscriminator",
+    "check_pair",
+]
+
+
+def _base_and_steps(size: int, what: str = "image_size") -> tuple[int, int]:
+    """Split ``size = base * 2**steps`` with 3 <= base <= 7 (28 -> (7, 2), 32 -> (4, 3))."""
+    if not isinstance(size, int) or size < 6:
+        raise ValueError(f"{what} must be an int of at least 6, got {size!r}")
+    base, steps = size, 0
+    while base % 2 == 0 and base > 7:
+        base, steps = base // 2, steps + 1
+    if base > 7 or steps == 0:
+        raise ValueError(
+            f"{what}={size} cannot be reached by doubling a side of 3 to 7 pixels; use a size "
+            "such as 28 (7*4), 32 (4*8), 48 (6*8) or 64 (4*16)"
+        )
+    return base, steps
+
+
+def _maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
+    return _sn(layer) if on else layer
+
+
+def _check_latent(z: torch.Tensor, latent_dim: int, who: str) -> None:
+    if z.dim() != 2 or z.shape[1] != latent_dim:
+        raise ValueError(
+            f"{who} expects latents of shape (batch, {latent_dim}), got {tuple(z.shape)}; "
+            f"sample them with torch.randn(batch, {latent_dim}) or use .sample(batch)"
+        )
+
+
+def _check_input(x: torch.Tensor, expected: tuple[int, ...], who: str, hint: str) -> None:
+    if tuple(x.shape[1:]) != expected:
+        raise ValueError(f"{who} was built for inputs of shape (batch, {', '.join(map(str, expected))}), "
+                         f"got {tuple(x.shape)}. {hint}")
+
+
+class _Sampler(nn.Module):
+    latent_dim: int
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` samples from :math:`G(z)`, :math:`z \\sim \\mathcal{N}(0, I)` (``generator`` seeds z)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator,
+                        device=generator.device if generator is not None else device)
+        return self(z.to(device))
+
+
+# --------------------------------------------------------------------------- 2-D toy data
+class MLPGenerator(_Sampler):
+    """:math:`G: \\mathbb{R}^{\\text{latent}} \\to \\mathbb{R}^{\\text{data}}`, an MLP with ReLU."""
+
+    def __init__(self, latent_dim: int = 2, data_dim: int = 2, hidden: int = 128, depth: int = 3):
+        super().__init__()
+        self.latent_dim, self.data_dim = latent_dim, data_dim
+        layers: list[nn.Module] = []
+        width = latent_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(width, data_dim))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check_latent(z, self.latent_dim, "MLPGenerator")
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    """:math:`D: \\mathbb{R}^{\\text{data}} \\to` logit, an MLP with LeakyReLU.
+
+    With ``pack=m`` (PacGAN) the batch ``(B, data_dim)`` is read as ``B/m`` groups of ``m``
+    samples, each group concatenated into one input, and one logit comes out per group.
+    """
+
+    def __init__(self, data_dim: int = 2, hidden: int = 128, depth: int = 3, pack: int = 1,
+                 spectral_norm: bool = False):
+        super().__init__()
+        if pack < 1:
+            raise ValueError(f"pack must be >= 1, got {pack}")
+        self.data_dim, self.pack = data_dim, pack
+        layers: list[nn.Module] = []
+        width = data_dim * pack
+        for _ in range(depth):
+            layers += [_maybe_sn(nn.Linear(width, hidden), spectral_norm), nn.LeakyReLU(0.2)]
+            width = hidden
+        self.net = nn.Sequential(*layers, _maybe_sn(nn.Linear(width, 1), spectral_norm))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.data_dim:
+            raise ValueError(f"MLPDiscriminator expects (batch, {self.data_dim}), got {tuple(x.shape)}")
+        if x.shape[0] % self.pack:
+            raise ValueError(f"with pack={self.pack} the batch size must be a multiple of "
+                             f"{self.pack}, got {x.shape[0]}")
+        return self.net(x.reshape(-1, self.data_dim * self.pack)).squeeze(1)
+
+
+# --------------------------------------------------------------------------- images (DCGAN)
+class Generator(_Sampler):
+    """DCGAN generator: :math:`z \\to` linear to ``(C0, b, b)``, then ``k`` transposed-conv doublings.
+
+    Channels halve at each doubling, from ``width * 2**(k-1)`` down to ``width``; the output is
+    ``tanh`` so images are in [-1, 1].
+    """
+
+    def __init__(self, latent_dim: int = 64, channels: int = 1, image_size: int = 28, width: int = 64):
+        super().__init__()
+        base, steps = _base_and_steps(image_size)
+        self.latent_dim, self.channels, self.image_size = latent_dim, channels, image_size
+        c = width * 2 ** (steps - 1)
+        self.project = nn.Sequential(nn.Linear(latent_dim, c * base * base, bias=False),
+                                     nn.Unflatten(1, (c, base, base)), nn.BatchNorm2d(c), nn.ReLU(True))
+        blocks: list[nn.Module] = []
+        for _ in range(steps - 1):
+            blocks += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            c //= 2
+        blocks += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check_latent(z, self.latent_dim, "Generator")
+        return self.blocks(self.project(z))
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator: ``k`` strided 4x4 convolutions (channels double), then a linear logit.
+
+    No batch norm (so the R1 penalty and packing are well defined); ``spectral_norm=True``
+    constrains every layer's largest singular value to 1.
+    """
+
+    def __init__(self, channels: int = 1, image_size: int = 28, width: int = 64, spectral_norm: bool = False):
+        super().__init__()
+        base, steps = _base_and_steps(image_size)
+        self.channels, self.image_size = channels, image_size
+        layers: list[nn.Module] = []
+        c_in, c = channels, width
+        for _ in range(steps):
+            layers += [_maybe_sn(nn.Conv2d(c_in, c, 4, 2, 1), spectral_norm), nn.LeakyReLU(0.2, True)]
+            c_in, c = c, c * 2
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = _maybe_sn(nn.Linear(c_in * base * base, 1), spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, (self.channels, self.image_size, self.image_size), "Discriminator",
+                     "Build the generator and discriminator with the same channels and image_size.")
+        return self.head(self.features(x)).squeeze(1)
+
+
+# --------------------------------------------------------------------------- video
+def _time_steps(frames: int, steps: int) -> tuple[int, int]:
+    """Split ``frames = t0 * 2**n`` with ``n <= steps`` doublings (16 frames, 3 steps -> (2, 3))."""
+    if not isinstance(frames, int) or frames < 1:
+        raise ValueError(f"frames must be a positive int, got {frames!r}")
+    t0, n = frames, 0
+    while t0 % 2 == 0 and n < steps:
+        t0, n = t0 // 2, n + 1
+    return t0, n
+
+
+def _up3d(c_in: int, c_out: int, up_t: bool, factorized: bool, bias: bool) -> list[nn.Module]:
+    """Double H and W (and T when ``up_t``): one 3-D transposed conv, or spatial then temporal."""
+    kt, st, pt = (4, 2, 1) if up_t else (3, 1, 1)
+    if not factorized:
+        return [nn.ConvTranspose3d(c_in, c_out, (kt, 4, 4), (st, 2, 2), (pt, 1, 1), bias=bias)]
+    mid = max(c_out, c_in // 2)  # the last block keeps some width between its two halves
+    temporal = (nn.ConvTranspose3d(mid, c_out, (kt, 1, 1), (st, 1, 1), (pt, 0, 0), bias=bias)
+                if up_t else nn.Conv3d(mid, c_out, (3, 1, 1), 1, (1, 0, 0), bias=bias))
+    return [nn.ConvTranspose3d(c_in, mid, (1, 4, 4), (1, 2, 2), (0, 1, 1), bias=False),
+            nn.BatchNorm3d(mid), nn.ReLU(True), temporal]
+
+
+def _down3d(c_in: int, c_out: int, down_t: bool, factorized: bool, sn: bool) -> list[nn.Module]:
+    """Halve H and W (and T when ``down_t``) with a 3-D conv, or a spatial then a temporal one."""
+    kt, st, pt = (4, 2, 1) if down_t else (3, 1, 1)
+    if not factorized:
+        return [_maybe_sn(nn.Conv3d(c_in, c_out, (kt, 4, 4), (st, 2, 2), (pt, 1, 1)), sn)]
+    return [_maybe_sn(nn.Conv3d(c_in, c_out, (1, 4, 4), (1, 2, 2), (0, 1, 1)), sn), nn.LeakyReLU(0.2, True),
+            _maybe_sn(nn.Conv3d(c_out, c_out, (kt, 1, 1), (st, 1, 1), (pt, 0, 0)), sn)]
+
+
+class VideoGenerator(_Sampler):
+    """A DCGAN for clips: :math:`z \\to` ``(C0, t0, b, b)``, then doublings of (T,) H, W to ``(C, T, H, W)``.
+
+    ``factorized=True`` uses a spatial (1x4x4) then a temporal (4x1x1 or 3x1x1) transposed
+    convolution per block, ``False`` one full 4x4x4 transposed 3-D convolution.
+    """
+
+    def __init__(self, latent_dim: int = 64, channels: int = 3, frames: int = 16, image_size: int = 32,
+                 width: int = 32, factorized: bool = True):
+        super().__init__()
+        base, steps = _base_and_steps(image_size)
+        t0, t_steps = _time_steps(frames, steps)
+        self.latent_dim, self.channels, self.frames, self.image_size = latent_dim, channels, frames, image_size
+        self.factorized = factorized
+        c = width * 2 ** (steps - 1)
+        self.project = nn.Sequential(nn.Linear(latent_dim, c * t0 * base * base, bias=False),
+                                     nn.Unflatten(1, (c, t0, base, base)), nn.BatchNorm3d(c), nn.ReLU(True))
+        blocks: list[nn.Module] = []
+        for i in range(steps):
+            last = i == steps - 1
+            c_out = channels if last else c // 2
+            blocks += _up3d(c, c_out, up_t=i < t_steps, factorized=factorized, bias=last)
+            blocks += [nn.Tanh()] if last else [nn.BatchNorm3d(c_out), nn.ReLU(True)]
+            c = c_out
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check_latent(z, self.latent_dim, "VideoGenerator")
+        return self.blocks(self.project(z))
+
+
+class VideoDiscriminator(nn.Module):
+    """Strided 3-D (or factorised) convolutions down to ``(C, t0, b, b)``, then a linear logit."""
+
+    def __init__(self, channels: int = 3, frames: int = 16, image_size: int = 32, width: int = 32,
+                 factorized: bool = True, spectral_norm: bool = False):
+        super().__init__()
+        base, steps = _base_and_steps(image_size)
+        t0, t_steps = _time_steps(frames, steps)
+        self.channels, self.frames, self.image_size = channels, frames, image_size
+        layers: list[nn.Module] = []
+        c_in, c = channels, width
+        for i in range(steps):
+            layers += _down3d(c_in, c, down_t=i < t_steps, factorized=factorized, sn=spectral_norm)
+            layers += [nn.LeakyReLU(0.2, True)]
+            c_in, c = c, c * 2
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = _maybe_sn(nn.Linear(c_in * t0 * base * base, 1), spectral_norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, (self.channels, self.frames, self.image_size, self.image_size), "VideoDiscriminator",
+                     "Clips are (batch, C, T, H, W); build the generator and discriminator with the same "
+                     "channels, frames and image_size.")
+        return self.head(self.features(x)).squeeze(1)
+
+
+def check_pair(generator: nn.Module, discriminator: nn.Module) -> None:
+    """Raise a ``ValueError`` unless the generator makes what the discriminator was built to read."""
+    for name in ("channels", "image_size", "frames", "data_dim"):
+        g, d = getattr(generator, name, None), getattr(discriminator, name, None)
+        if g is not None and d is not None and g != d:
+            raise ValueError(
+                f"the generator makes {name}={g} but the discriminator was built for {name}={d}; "
+                f"build both with the same {name}"
+            )
+    if hasattr(generator, "frames") != hasattr(discriminator, "frames"):
+        raise ValueError("one network is for video and the other for images: pair a VideoGenerator "
+                         "with a VideoDiscriminator and a Generator with a Discriminator")
