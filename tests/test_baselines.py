@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from vdlearn.baselines import (affine_flow, animate_with_flow, centroid, constant_velocity, copy_last_frame,
+from vdlearn.baselines import (affine_flow, affine_video, animate_with_flow, centroid, constant_velocity, copy_last_frame,
                                flow_warp, lucas_kanade, shift, warp)
 
 H = W = 32
@@ -76,3 +76,15 @@ def test_bad_inputs():
         constant_velocity(torch.zeros(1, 1, 1, 8, 8), 3)
     with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
         copy_last_frame(torch.zeros(1, 8, 8), 3)
+
+
+def test_affine_video_is_exact_and_does_not_blur():
+    image = blob(22, 16, sigma=2.0)
+    video = affine_video(image, 5, rotate_degrees=90)
+    assert video.shape == (1, 1, 5, H, W)
+    c = (W - 1) / 2
+    # after one quarter turn the blob at (22, 16) is at (c - (16 - c), c + (22 - c))
+    assert torch.allclose(centroid(video[:, :, 1]), torch.tensor([[c - (16 - c), c + (22 - c)]]), atol=0.1)
+    assert torch.allclose(video[:, :, 4], image, atol=1e-4)  # four quarter turns: back where it began
+    panned = affine_video(image, 3, translate=(2.0, 0.0))
+    assert torch.allclose(centroid(panned[:, :, 2]), torch.tensor([[26.0, 16.0]]), atol=0.05)

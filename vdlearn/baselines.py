@@ -9,8 +9,8 @@ the baselines every later lesson must beat:
   between the last two frames (a whole-frame translation);
 - :func:`flow_warp`: a dense optical-flow field (Lucas–Kanade, coarse to fine) estimated between
   the last two frames is applied again and again;
-- :func:`animate_with_flow`: a still image is moved by a flow field that a person designs
-  (:func:`affine_flow`: pan, rotate, zoom — the "rule-based" animation).
+- :func:`affine_video` and :func:`animate_with_flow`: a still image is moved by a motion that a
+  person designs (pan, rotate, zoom, or any flow field) — the "rule-based" animation.
 
 Videos are ``(B, C, T, H, W)`` in [-1, 1]; flows are ``(B, 2, H, W)`` in pixels, channel 0 the
 horizontal (x, column) and channel 1 the vertical (y, row) displacement.
@@ -32,6 +32,7 @@ __all__ = [
     "flow_warp",
     "affine_flow",
     "animate_with_flow",
+    "affine_video",
 ]
 
 
@@ -198,4 +199,29 @@ def animate_with_flow(image: torch.Tensor, flow: torch.Tensor, num_frames: int) 
     for _ in range(num_frames - 1):
         current = warp(current, flow)
         frames.append(current)
+    return torch.stack(frames, dim=2)
+
+
+def affine_video(image: torch.Tensor, num_frames: int, translate: tuple[float, float] = (0.0, 0.0),
+                 rotate_degrees: float = 0.0, zoom: float = 1.0) -> torch.Tensor:
+    """Pan / rotate / zoom a still ``image`` (B, C, H, W) a little more each frame: (B, C, T, H, W).
+
+    Frame k shows T_k(p) = c + zoom^k R(kθ)(p − c) + k·d, sampled exactly through the inverse map
+    p = T_k^{-1}(q), so the image is resampled once per frame and does not blur over time (unlike
+    applying a flow again and again, which :func:`animate_with_flow` does for general flows).
+    """
+    if image.dim() != 4:
+        raise ValueError(f"image should be (B, C, H, W), got shape {tuple(image.shape)}")
+    b, _, h, w = image.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=image.dtype, device=image.device),
+                            torch.arange(w, dtype=image.dtype, device=image.device), indexing="ij")
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    frames = []
+    for k in range(num_frames):
+        th, s = -math.radians(rotate_degrees) * k, zoom ** (-k)
+        dx, dy = xs - cx - k * translate[0], ys - cy - k * translate[1]
+        src_x = cx + s * (math.cos(th) * dx - math.sin(th) * dy)
+        src_y = cy + s * (math.sin(th) * dx + math.cos(th) * dy)
+        flow = torch.stack([xs - src_x, ys - src_y])[None].expand(b, -1, -1, -1)
+        frames.append(warp(image, flow))
     return torch.stack(frames, dim=2)

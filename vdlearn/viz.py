@@ -112,7 +112,7 @@ def show_video(video: torch.Tensor, fps: int = 8, nrow: int | None = None, scale
     grid = video_grid(video, nrow=nrow)
     if grid.shape[0] not in (1, 3):
         raise ValueError(f"videos need 1 or 3 channels, got {grid.shape[0]}")
-    scale = scale or max(1, 256 // max(grid.shape[-2:]))
+    scale = scale or max(1, 384 // max(grid.shape[-2:]))
     frames = _as_rgb_frames(grid, scale)
     images = [Image.fromarray(f) for f in frames]
     buf = io.BytesIO()
@@ -184,7 +184,7 @@ def frame_scrubber(video: torch.Tensor, scale: int | None = None):
 
     _check_range(video, "the video")
     grid = video_grid(video)
-    scale = scale or max(1, 256 // max(grid.shape[-2:]))
+    scale = scale or max(1, 384 // max(grid.shape[-2:]))
     frames = _as_rgb_frames(grid, scale)
 
     def png(i: int) -> bytes:
