@@ -350,3 +350,46 @@ def test_video_helpers_shapes():
     assert reconstruct_video(model, _blobs(6).transpose(0, 1)).shape == (1, 6, 16, 16)
     with pytest.raises(ValueError, match=r"one image \(C, H, W\)"):
         latent_interpolation_video(model, x0[None], x1[None])
+
+
+# --- frames from a folder or a video file ---------------------------------------------------------
+
+def _write_pngs(folder, frames):
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        arr = ((f.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+        Image.fromarray(arr).save(folder / f"frame_{i}.png")
+
+
+def test_load_frames_from_a_folder_and_a_video_file(tmp_path):
+    from vdlearn.videoio import write_video
+    from vdlearn.vae import load_frames
+    frames = _blobs(12, 16).expand(-1, 3, -1, -1)
+    _write_pngs(tmp_path / "frames", frames)
+    got = load_frames(tmp_path / "frames")
+    assert got.shape == (12, 3, 16, 16)
+    torch.testing.assert_close(got, frames, atol=1 / 127, rtol=0)     # 8-bit round trip, in order
+    assert load_frames(tmp_path / "frames", size=8, channels=1).shape == (12, 1, 8, 8)
+    write_video(tmp_path / "clip.mp4", frames.transpose(0, 1))
+    clip = load_frames(tmp_path / "clip.mp4", size=16)
+    assert clip.shape == (12, 3, 16, 16) and (clip - frames).abs().mean() < 0.1   # lossy codec
+
+
+def test_load_frames_explains_bad_folders(tmp_path):
+    from PIL import Image
+    from vdlearn.vae import load_frames
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images in folder"):
+        load_frames(tmp_path / "empty")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    Image.new("RGB", (16, 16)).save(mixed / "0.png")
+    Image.new("RGB", (20, 16)).save(mixed / "1.png")
+    with pytest.raises(ValueError, match="differ in size.*pass size="):
+        load_frames(mixed)
+    assert load_frames(mixed, size=16).shape == (2, 3, 16, 16)
+    with pytest.raises(FileNotFoundError, match="no folder or video file"):
+        load_frames(tmp_path / "missing")
+    with pytest.raises(ValueError, match="channels must be 1"):
+        load_frames(mixed, size=16, channels=2)

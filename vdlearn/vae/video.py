@@ -23,7 +23,6 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from .models import VAE
 
@@ -38,49 +37,32 @@ __all__ = [
     "reconstruct_video",
 ]
 
-VIDEO_SUFFIXES = (".mp4", ".gif", ".avi", ".mov", ".mkv", ".webm")
-
-
-def _resize(frames: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Tensor:
-    if size is None:
-        return frames
-    hw = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(frames.shape[-2:]) == hw:
-        return frames
-    return F.interpolate(frames, size=hw, mode="bilinear", antialias=True,
-                         align_corners=False).clamp(-1, 1)
-
 
 def load_frames(path: str | os.PathLike, size: int | tuple[int, int] | None = None, *,
                 channels: int | None = None) -> torch.Tensor:
     """The frames of a folder of images or of a video file, as (N, C, H, W) in [-1, 1].
 
-    ``size`` resizes every frame (an int gives square frames); ``channels`` 1 or 3 converts
-    grey ↔ RGB. A folder is read in file-name order, so name frames ``00000.png, 00001.png, ...``.
+    ``size`` resizes every frame (an int gives square frames); ``channels=1`` turns RGB into grey
+    (luma), ``channels=3`` keeps RGB (the default: what the file holds, read as RGB). A folder is
+    read in natural file-name order (``frame_2.png`` before ``frame_10.png``); its images must share
+    one size unless ``size`` is given.
     """
     from .. import videoio
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no folder or video file at '{path}'")
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
     if path.is_dir():
-        video = videoio.read_frames_folder(path, size=size)         # (C, T, H, W)
-    elif path.suffix.lower() in VIDEO_SUFFIXES:
-        video = videoio.read_video(path)
+        video = videoio.read_frames_folder(path, size=size)     # (3, T, H, W)
     else:
-        raise ValueError(f"'{path}' is neither a folder of images nor a video file "
-                         f"({', '.join(VIDEO_SUFFIXES)})")
-    frames = video.transpose(0, 1).float()                           # (T, C, H, W)
-    if len(frames) == 0:
-        raise ValueError(f"'{path}' holds no frames")
-    if channels is not None:
-        if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}")
-        if frames.shape[1] == 3 and channels == 1:
-            frames = (frames * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-        elif frames.shape[1] == 1 and channels == 3:
-            frames = frames.expand(-1, 3, -1, -1)
-    return _resize(frames, size).contiguous()
+        video = videoio.read_video(path, size=size)
+    frames = video.transpose(0, 1).float()                       # (T, 3, H, W)
+    if channels == 1:
+        luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        frames = (frames * luma).sum(1, keepdim=True)
+    return frames.contiguous()
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
