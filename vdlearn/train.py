@@ -8,6 +8,8 @@ exactly the numbers an uninterrupted run would have produced.
 
 The batches are a pure function of ``(seed, step)``: step ``s`` takes slice ``s mod E`` of the
 permutation of epoch ``s // E`` (``E`` batches per epoch), so a resumed run sees the same data.
+Under ``torchrun`` the same loop trains with DistributedDataParallel (see ``vdlearn.distributed``):
+each of N processes takes its share of the global batch of N·``batch_size`` items.
 
 EMA (Polyak averaging), with decay :math:`\\beta`:
 
@@ -28,6 +30,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset, default_collate
 
+from . import distributed
 from .runtime import autocast, get_device
 
 __all__ = ["TrainResult", "fit", "make_batch", "save_checkpoint", "load_checkpoint", "to_device"]
@@ -73,9 +76,15 @@ def make_batch(data: Dataset | torch.Tensor, indices: torch.Tensor) -> Any:
 
 
 class _BatchIndices:
-    """Batch indices as a pure function of (seed, step): see the module docstring."""
+    """Batch indices as a pure function of (seed, step): see the module docstring.
 
-    def __init__(self, n: int, batch_size: int, seed: int):
+    With ``world`` processes the global batch is ``world * batch_size`` and process ``rank``
+    takes the ``rank``-th slice of it (a distributed sampler with no padding).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        self.rank, self.local = rank, batch_size
+        batch_size = batch_size * world
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if n < batch_size:
@@ -92,7 +101,8 @@ class _BatchIndices:
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
-        return self._perm[k * self.batch_size:(k + 1) * self.batch_size]
+        start = k * self.batch_size + self.rank * self.local
+        return self._perm[start:start + self.local]
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -182,10 +192,16 @@ def fit(
     ``loss_fn`` returns a scalar loss, or ``(loss, {"name": value})`` to log more numbers.
     ``data`` is a Dataset (its ``get_batch`` is used when present) or a tensor of examples.
     ``callback(step, model)`` runs every ``log_every`` steps (e.g. to look at samples).
+    Under ``torchrun`` ``loss_fn`` gets the DistributedDataParallel wrapper: call the model
+    (its ``forward``), so that gradients are averaged across processes.
     """
     if num_steps < 0:
         raise ValueError(f"num_steps must be >= 0, got {num_steps}")
     device = torch.device(device) if device is not None else get_device()
+    if distributed.launched_by_torchrun():
+        device = distributed.setup(device)
+    rank, world = distributed.rank(), distributed.world_size()
+    main = rank == 0
     model.to(device)
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas,
@@ -194,9 +210,9 @@ def fit(
         optimizer, lambda s: min(1.0, (s + 1) / warmup_steps) if warmup_steps else 1.0)
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
            if ema_decay is not None else None)
-    indices = _BatchIndices(len(data), batch_size, seed)
+    indices = _BatchIndices(len(data), batch_size, seed, rank, world)
     history: dict[str, list[float]] = {"step": [], "loss": []}
-    config = {"batch_size": batch_size, "seed": seed}
+    config = {"batch_size": batch_size, "seed": seed, "world_size": world}
     start = 0
 
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -216,23 +232,32 @@ def fit(
             ema.load_state_dict(state["ema"])
         history = state["history"]
         start = int(state["step"])
-        _set_rng_state(state["rng"])
+        _set_rng_state(state["rng"][rank])
     else:
-        torch.manual_seed(seed)
+        torch.manual_seed(seed + rank)  # each process draws its own noise
 
     def checkpoint(step: int) -> None:
         if ckpt is None:
+            return
+        rngs = [_rng_state()]
+        if world > 1:
+            rngs = [None] * world
+            torch.distributed.all_gather_object(rngs, _rng_state())
+        if not main:
             return
         save_checkpoint({
             "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "ema": ema.state_dict() if ema is not None else None,
-            "step": step, "history": history, "rng": _rng_state(), "config": config,
+            "step": step, "history": history, "rng": rngs, "config": config,
         }, ckpt)
 
     step_fn = torch.compile(model) if (compile and device.type == "cuda") else model
+    if world > 1:
+        step_fn = torch.nn.parallel.DistributedDataParallel(
+            step_fn, device_ids=[device.index] if device.type == "cuda" else None)
     bar = None
-    if progress and num_steps > start:
+    if progress and main and num_steps > start:
         from tqdm.auto import tqdm
         bar = tqdm(total=num_steps, initial=start, desc="training", leave=False)
 
@@ -260,7 +285,7 @@ def fit(
         done = step + 1
         saving = bool(checkpoint_every) and done % checkpoint_every == 0 and done != num_steps
         if done % log_every == 0 or done == num_steps or saving:
-            losses = torch.stack(window_losses).cpu()
+            losses = distributed.all_reduce_mean(torch.stack(window_losses)).cpu()
             bad = (~torch.isfinite(losses)).nonzero()
             if len(bad):
                 first = done - len(losses) + int(bad[0])
@@ -272,11 +297,12 @@ def fit(
             history["step"].append(done)
             history["loss"].append(losses.mean().item())
             for k, vs in window_metrics.items():
-                history.setdefault(k, []).append(torch.stack(vs).mean().item())
+                history.setdefault(k, []).append(
+                    distributed.all_reduce_mean(torch.stack(vs).mean().to(device)).item())
             window_losses, window_metrics = [], {}
             if bar is not None:
                 bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
-            if callback is not None:
+            if callback is not None and main:
                 callback(done, model)
         if bar is not None:
             bar.update(1)
