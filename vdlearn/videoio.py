@@ -1,0 +1,208 @@
+"""Video files in and out: mp4 and gif through PyAV (which bundles FFmpeg), frame folders through Pillow.
+
+Tensors stay in the course convention, a video is (C, T, H, W) float in [-1, 1]; these functions
+convert to and from 8-bit RGB at the edge.
+
+* mp4: H.264 (``libx264``, or ``mpeg4`` where the FFmpeg build lacks it), ``yuv420p`` so every player
+  opens it. 4:2:0 chroma needs even sizes: an odd height or width is padded by repeating the last row
+  or column (read it back with ``[..., :H, :W]`` to undo).
+* gif: PyAV's gif encoder on ``pal8`` frames. One 256-colour palette for the whole clip is found by
+  Pillow's median cut, so grey digits stay grey and colours do not flicker between frames. GIF
+  stores frame delays in 1/100 s, so fps=8 is stored as 12/100 s per frame.
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+__all__ = ["VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "write_video", "read_video", "video_fps", "read_frames_folder"]
+
+#: The file types :func:`write_video` makes.
+VIDEO_SUFFIXES = (".mp4", ".gif")
+#: The image files :func:`read_frames_folder` loads (a gif gives its first frame).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+def _to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """(C, T, H, W) in [-1, 1], C in {1, 3} -> (T, H, W, 3) uint8, with checks that say what to do."""
+    if not isinstance(video, torch.Tensor):
+        video = torch.as_tensor(np.asarray(video))
+    if video.ndim == 5:
+        raise ValueError(
+            f"write_video takes one video (C, T, H, W), got a batch of shape {tuple(video.shape)}; "
+            "write video[i], or tile the batch into one video with vdlearn.viz.video_grid"
+        )
+    if video.ndim != 4 or video.shape[0] not in (1, 3):
+        raise ValueError(f"expected a video of shape (C, T, H, W) with C = 1 or 3, got shape {tuple(video.shape)}")
+    if video.shape[1] == 0:
+        raise ValueError("the video has no frames (T = 0)")
+    video = video.detach().float().cpu()
+    low, high = float(video.min()), float(video.max())
+    if not (-1.001 <= low and high <= 1.001):  # NaN fails this too
+        raise ValueError(
+            f"video values must lie in [-1, 1], found [{low:.3g}, {high:.3g}]; "
+            "use video.clamp(-1, 1) (or map a [0, 1] video with 2 * x - 1)"
+        )
+    frames = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    frames = frames.expand(3, -1, -1, -1) if frames.shape[0] == 1 else frames
+    return frames.permute(1, 2, 3, 0).contiguous().numpy()
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+    T, H, W, _ = frames.shape
+    frames = np.pad(frames, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)), mode="edge")  # yuv420p needs even sizes
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        if codec == "libx264":
+            stream.options = {"crf": "17", "preset": "medium"}
+        else:
+            stream.bit_rate = 8_000_000
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
+    T, H, W, _ = frames.shape
+    tall = Image.fromarray(frames.reshape(T * H, W, 3))  # one palette for all frames: no colour flicker
+    quantized = tall.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    indices = np.asarray(quantized, dtype=np.uint8).reshape(T, H, W)
+    rgb = np.zeros((256, 3), dtype=np.uint8)
+    palette = np.asarray(quantized.getpalette()[:768], dtype=np.uint8).reshape(-1, 3)
+    rgb[: len(palette)] = palette
+    argb = np.concatenate([np.full((256, 1), 255, dtype=np.uint8), rgb], axis=1)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("gif", rate=Fraction(fps).limit_denominator(1000))
+        stream.width, stream.height, stream.pix_fmt = W, H, "pal8"
+        for frame in indices:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray((np.ascontiguousarray(frame), argb), format="pal8")))
+        container.mux(stream.encode())
+
+
+def write_video(path: str | Path, video: torch.Tensor, fps: float = 8) -> Path:
+    """Write a video (C, T, H, W) in [-1, 1], C in {1, 3}, to ``.mp4`` or ``.gif``; return the path.
+
+    Parent folders are created. mp4 pads odd sizes to even (see the module docstring).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise ValueError(f"cannot write {suffix or 'a file without suffix'!r} video {str(path)!r}; "
+                         f"use one of {VIDEO_SUFFIXES}")
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps!r}")
+    frames = _to_uint8_frames(video)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (_write_mp4 if suffix == ".mp4" else _write_gif)(path, frames, fps)
+    return path
+
+
+def _check_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no video file at {str(path)!r} (absolute: {str(path.absolute())!r})")
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder, not a video file; for a folder of frames use read_frames_folder")
+    return path
+
+
+def _resize(video: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Tensor:
+    """Resize (C, T, H, W) frames to ``size`` (an int for square frames, or (H, W)), anti-aliased."""
+    if size is None:
+        return video
+    hw = (int(size), int(size)) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
+    if len(hw) != 2 or min(hw) < 1:
+        raise ValueError(f"size must be an int or an (H, W) pair of positive ints, got {size!r}")
+    if tuple(video.shape[-2:]) == hw:
+        return video
+    frames = video.permute(1, 0, 2, 3)  # frames as a batch
+    frames = F.interpolate(frames, size=hw, mode="bilinear", antialias=True, align_corners=False)
+    return frames.permute(1, 0, 2, 3).clamp(-1, 1).contiguous()
+
+
+def _from_uint8(frames: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (3, T, H, W) float32 in [-1, 1]."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1
+
+
+def read_video(path: str | Path, size: int | tuple[int, int] | None = None,
+               max_frames: int | None = None) -> torch.Tensor:
+    """Read any video PyAV can decode (mp4, gif, webm, ...) as (3, T, H, W) float32 in [-1, 1].
+
+    ``size`` resizes every frame (an int or (H, W)); ``max_frames`` keeps the first frames only.
+    """
+    path = _check_file(path)
+    frames = []
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError(f"{str(path)!r} has no video stream (streams: {list(container.streams)})")
+            for frame in container.decode(video=0):
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if max_frames is not None and len(frames) >= max_frames:
+                    break
+    except av.error.FFmpegError as err:
+        raise ValueError(f"could not decode video {str(path)!r}: {err}; is it a video file?") from err
+    if not frames:
+        raise ValueError(f"could not decode video {str(path)!r}: it contains no frames; is it a video file?")
+    return _resize(_from_uint8(np.stack(frames)), size)
+
+
+def video_fps(path: str | Path) -> float:
+    """Frames per second of the first video stream of a file."""
+    path = _check_file(path)
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    except (av.error.FFmpegError, IndexError) as err:
+        raise ValueError(f"could not read the frame rate of {str(path)!r}: {err}; is it a video file?") from err
+    if not rate:
+        raise ValueError(f"{str(path)!r} does not say its frame rate")
+    return float(rate)
+
+
+def _natural_key(path: Path) -> list:
+    """Sort key so that frame_2.png comes before frame_10.png."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def read_frames_folder(folder: str | Path, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """Load a folder of images, in file-name order (numbers compared as numbers), as (3, T, H, W) in [-1, 1].
+
+    Images must share one size unless ``size`` (an int or (H, W)) resizes each of them.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no folder at {str(folder)!r}")
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    files.sort(key=_natural_key)
+    if not files:
+        raise ValueError(f"no images in folder {str(folder)!r}; looked for files ending in {IMAGE_SUFFIXES}")
+    frames = []
+    for file in files:
+        try:
+            with Image.open(file) as image:
+                rgb = np.array(image.convert("RGB"))  # a gif gives its first frame
+        except OSError as err:
+            raise ValueError(f"could not read image {str(file)!r}: {err}") from err
+        frame = _from_uint8(rgb[None])
+        if size is not None:
+            frame = _resize(frame, size)
+        elif frames and frame.shape[-2:] != frames[0].shape[-2:]:
+            (h0, w0), (h1, w1) = frames[0].shape[-2:], frame.shape[-2:]
+            raise ValueError(
+                f"images differ in size: {files[0].name!r} is {w0}x{h0} (WxH) but {file.name!r} is {w1}x{h1}; "
+                "pass size=(H, W) (or an int) to resize them all"
+            )
+        frames.append(frame)
+    return torch.cat(frames, dim=1)
