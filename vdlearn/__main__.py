@@ -1,4 +1,4 @@
-"""The course's command line: ``python -m vdlearn {lessons,build,check,run,doctor}``."""
+"""The course's command line: ``python -m vdlearn {lessons,build,check,run,grade,doctor}``."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "gpu"])
     run.add_argument("--output-dir", default=None, help="where the executed notebook goes")
     run.add_argument("--student", action="store_true", help="run the student notebook instead")
+    grade = sub.add_parser("grade", help="score a student's notebook exercise by exercise")
+    grade.add_argument("notebook", help="path to the student's .ipynb")
+    grade.add_argument("--json", action="store_true", help="print the results as JSON")
     sub.add_parser("doctor", help="what this machine has, and what is missing")
     args = parser.parse_args(argv)
 
@@ -50,6 +53,23 @@ def main(argv: list[str] | None = None) -> int:
         from .course.execute import run_lesson
 
         run_lesson(args.lesson, preset=args.preset, output_dir=args.output_dir, student=args.student)
+        return 0
+    if args.command == "grade":
+        import json
+        from dataclasses import asdict
+
+        from .course.grade import format_report, grade_notebook
+
+        try:
+            results = grade_notebook(args.notebook)
+        except (FileNotFoundError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if args.json:
+            print(json.dumps({"notebook": args.notebook, "passed": sum(r.passed for r in results),
+                              "total": len(results), "results": [asdict(r) for r in results]}, indent=2))
+        else:
+            print(format_report(args.notebook, results))
         return 0
     if args.command == "doctor":
         from .course.doctor import doctor
