@@ -131,7 +131,7 @@ def _resize(video: torch.Tensor, size: int | tuple[int, int] | None) -> torch.Te
 
 def _from_uint8(frames: np.ndarray) -> torch.Tensor:
     """(T, H, W, 3) uint8 -> (3, T, H, W) float32 in [-1, 1]."""
-    return torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1
+    return torch.from_numpy(np.ascontiguousarray(frames).copy()).permute(3, 0, 1, 2).float() / 127.5 - 1
 
 
 def read_video(path: str | Path, size: int | tuple[int, int] | None = None,
