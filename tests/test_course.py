@@ -54,14 +54,16 @@ def test_registry_is_ordered_and_findable():
 def test_student_version_stubs_answers_and_tags_cells():
     lesson = find_lesson(0)
     student = student_version(_lesson_nb(), lesson)
-    ex, chk = student.cells[3], student.cells[4]
+    assert "colab-badge" in student.cells[0].metadata.tags
+    assert "/blob/main/notebooks/00_video_as_data.ipynb" in student.cells[0].source
+    ex, chk = student.cells[4], student.cells[5]
     assert "2 * x" not in ex.source and "BEGIN SOLUTION" not in ex.source
     assert '    raise NotImplementedError("Exercise: double")' in ex.source
     assert ex.source.startswith('def double(x):\n    """Return 2 x."""')
     assert "raises-exception" in ex.metadata.tags and "raises-exception" in chk.metadata.tags
-    assert "raises-exception" not in student.cells[5].metadata.tags
+    assert "raises-exception" not in student.cells[6].metadata.tags
     assert ex.metadata.nbgrader["solution"] is True and chk.metadata.nbgrader["grade"] is True
-    assert student.cells[1].source == setup_cell_source()
+    assert student.cells[2].source == setup_cell_source()
     namespace = {}
     exec(ex.source, namespace)
     with pytest.raises(NotImplementedError, match="Exercise: double"):
@@ -86,16 +88,17 @@ def test_check_finds_stale_outputs_and_missing_cells(course):
     build(course)
     sol = course / "solutions" / "00_video_as_data.ipynb"
     nb = nbformat.read(sol, as_version=4)
-    nb.cells[5].source = "print(double(4))"  # a change outside the answers
-    nb.cells[5].outputs = [nbformat.v4.new_output("stream", text="6\n")]
-    nb.cells[5].execution_count = 1
+    last = nb.cells[-1]
+    last.source = "print(double(4))"  # a change outside the answers
+    last.outputs = [nbformat.v4.new_output("stream", text="6\n")]
+    last.execution_count = 1
     nbformat.write(nb, sol)
     problems = "\n".join(check(course))
     assert "committed with outputs" in problems
     assert "notebooks/00_video_as_data.ipynb is stale" in problems
 
     nb.cells = [c for c in nb.cells if "parameters" not in c.metadata.get("tags", [])]
-    nb.cells[1].metadata["tags"] = []
+    next(c for c in nb.cells if "setup" in c.metadata.get("tags", [])).metadata["tags"] = []
     nbformat.write(nb, sol)
     problems = "\n".join(check(course))
     assert "setup cell" in problems and "'parameters' cell" in problems
@@ -179,3 +182,12 @@ def test_doctor_reports(capsys):
     assert main(["doctor"]) in (0, 1)
     out = capsys.readouterr().out
     assert "torch" in out and "device" in out and "preset" in out
+
+
+def test_readme_lists_every_lesson_with_its_colab_badge():
+    import pathlib
+
+    readme = (pathlib.Path(nbs.__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    for lesson in LESSONS:
+        assert f"| {lesson.number:02d} |" in readme and lesson.name in readme
+        assert colab_url(lesson) in readme, f"README lacks the Colab link of {lesson.stem}"
