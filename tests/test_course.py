@@ -124,9 +124,13 @@ def test_setup_cell_in_colab_installs_from_the_repository(monkeypatch, tmp_path)
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "vdlearn" else real_find_spec(name, *a))
     monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
+    monkeypatch.setattr(sys, "path", list(sys.path))
     namespace = {}
     exec(setup_cell_source(), namespace)
-    assert calls == [[sys.executable, "-m", "pip", "install", "-q", f"git+{nbs.REPO_URL}"]]
+    clone = str(tmp_path / "vdlearn-course")
+    assert calls == [["git", "clone", "--depth", "1", nbs.REPO_URL, clone],
+                     [sys.executable, "-m", "pip", "install", "-q", "-e", clone]]
+    assert sys.path[0] == clone  # importable at once, without restarting the kernel
     assert namespace["REPO_URL"] == nbs.REPO_URL
 
 
@@ -142,8 +146,9 @@ def test_setup_cell_in_a_checkout_installs_the_checkout(monkeypatch, tmp_path):
                         lambda name, *a: None if name == "vdlearn" else real_find_spec(name, *a))
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, check: calls.append(cmd))
+    monkeypatch.setattr(sys, "path", list(sys.path))
     exec(setup_cell_source(), {})
-    assert calls[0][-1] == str(tmp_path)
+    assert calls == [[sys.executable, "-m", "pip", "install", "-q", "-e", str(tmp_path)]]
 
 
 def test_setup_cell_does_nothing_when_installed(monkeypatch):

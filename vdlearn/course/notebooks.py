@@ -36,16 +36,24 @@ EXERCISE_TAG, CHECK_TAG, RAISES_TAG = "exercise", "check", "raises-exception"
 
 
 def setup_cell_source(repo_url: str = REPO_URL) -> str:
-    """The first code cell of every lesson: makes vdlearn importable in JupyterLab and in Colab."""
+    """The first code cell of every lesson: makes vdlearn importable in JupyterLab and in Colab.
+
+    Where vdlearn is missing it installs the course checkout around the notebook, or (in Colab)
+    clones the repository first, so that the shipped data/ (pretrained checkpoints) comes along.
+    """
     return f'''# Setup: run this first. In Colab (or any Python without the course) it installs vdlearn.
 REPO_URL = "{repo_url}"
 import importlib.util, pathlib, subprocess, sys
 if importlib.util.find_spec("vdlearn") is None:
     here = next((p for p in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]
                  if (p / "pyproject.toml").is_file() and (p / "vdlearn").is_dir()), None)
-    source = str(here) if here else f"git+{{REPO_URL}}"
-    print(f"Installing vdlearn from {{source}} ...")
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", source], check=True)
+    if here is None:  # Colab: fetch the course next to the notebook
+        here = pathlib.Path("vdlearn-course").resolve()
+        if not here.exists():
+            subprocess.run(["git", "clone", "--depth", "1", REPO_URL, str(here)], check=True)
+    print(f"Installing vdlearn from {{here}} ...")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", str(here)], check=True)
+    sys.path.insert(0, str(here))
 import vdlearn
 print(f"vdlearn {{vdlearn.__version__}} is ready.")'''
 

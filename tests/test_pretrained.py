@@ -1,0 +1,57 @@
+"""Shipped checkpoints: checksums verified, tampering refused, models rebuilt from the manifest."""
+import pytest
+import torch
+from torch import nn
+
+from vdlearn import pretrained
+
+
+def _saved(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 2)
+    pretrained.save_pretrained(model, "tiny", lesson=0, builder="torch.nn:Linear",
+                               kwargs={"in_features": 4, "out_features": 2}, trained="a test",
+                               folder=tmp_path)
+    return model
+
+
+def test_round_trip(tmp_path):
+    model = _saved(tmp_path)
+    loaded = pretrained.load_pretrained("tiny", folder=tmp_path)
+    assert torch.equal(loaded.weight, model.weight) and not loaded.training
+    entry = pretrained.manifest(tmp_path)["tiny"]
+    assert entry["sha256"] == pretrained.sha256(tmp_path / "tiny.pt") and entry["lesson"] == 0
+
+
+def test_one_altered_byte_is_refused(tmp_path):
+    _saved(tmp_path)
+    path = tmp_path / "tiny.pt"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="fails its checksum.*damaged or was altered"):
+        pretrained.load_pretrained("tiny", folder=tmp_path)
+
+
+def test_unknown_and_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="USE_PRETRAINED = False"):
+        pretrained.manifest(tmp_path)
+    _saved(tmp_path)
+    with pytest.raises(KeyError, match="shipped: \\['tiny'\\]"):
+        pretrained.verify("huge", folder=tmp_path)
+    (tmp_path / "tiny.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="missing"):
+        pretrained.verify("tiny", folder=tmp_path)
+
+
+def test_shipped_checkpoints_verify_and_load():
+    try:
+        entries = pretrained.manifest()
+    except FileNotFoundError:
+        pytest.skip("this checkout ships no checkpoints")
+    total = 0
+    for name, entry in entries.items():
+        model = pretrained.load_pretrained(name)
+        assert sum(p.numel() for p in model.parameters()) > 0
+        total += entry["bytes"]
+    assert total < 25 * 2**20, "shipped checkpoints should stay small (about 20 MB together)"

@@ -1,0 +1,115 @@
+"""Small pretrained checkpoints shipped in ``data/checkpoints/``, verified by SHA-256 before loading.
+
+A lesson that trains for minutes on a GPU offers ``USE_PRETRAINED = True`` so that a student on a
+laptop sees good samples in seconds. Each checkpoint is listed in ``data/checkpoints/manifest.json``
+with its file, SHA-256, the lesson it serves, the class that builds its model and that class's
+keyword arguments, and how it was trained::
+
+    model = load_pretrained("06_unet2d_digits")     # checksum verified, weights_only=True
+
+A file whose checksum does not match is refused: it was damaged or altered.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["checkpoint_dir", "manifest", "sha256", "verify", "load_state", "load_pretrained",
+           "save_pretrained"]
+
+
+def checkpoint_dir() -> Path:
+    """``data/checkpoints`` of the course checkout that this vdlearn comes from."""
+    return Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+
+
+def manifest(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """The shipped checkpoints: name -> entry (file, sha256, lesson, builder, kwargs, trained)."""
+    path = Path(folder or checkpoint_dir()) / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no checkpoint manifest at '{path}'. Pretrained weights ship with a clone of the course "
+            "repository (data/checkpoints/); install the course from a clone, or set USE_PRETRAINED = False "
+            "to train the model in the lesson instead."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def sha256(path: str | Path) -> str:
+    """The SHA-256 hex digest of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _entry(name: str, folder: Path) -> dict[str, Any]:
+    entries = manifest(folder)
+    if name not in entries:
+        raise KeyError(f"no pretrained checkpoint {name!r}; shipped: {sorted(entries)}")
+    return entries[name]
+
+
+def verify(name: str, folder: str | Path | None = None) -> Path:
+    """Check the checkpoint's SHA-256 against the manifest; return its path, or raise ValueError."""
+    folder = Path(folder or checkpoint_dir())
+    entry = _entry(name, folder)
+    path = folder / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file '{path}' of {name!r} is missing")
+    actual = sha256(path)
+    if actual != entry["sha256"]:
+        raise ValueError(
+            f"checkpoint '{path}' fails its checksum (SHA-256 {actual[:16]}…, expected "
+            f"{entry['sha256'][:16]}…): the file is damaged or was altered, so it is not loaded. "
+            "Restore it with `git checkout -- data/checkpoints`, or train the model in the lesson."
+        )
+    return path
+
+
+def load_state(name: str, folder: str | Path | None = None) -> dict[str, torch.Tensor]:
+    """The verified state dict of checkpoint ``name`` (loaded with ``weights_only=True``)."""
+    path = verify(name, folder)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _build(entry: dict[str, Any]) -> nn.Module:
+    module_name, _, class_name = entry["builder"].partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    return cls(**entry.get("kwargs", {}))
+
+
+def load_pretrained(name: str, folder: str | Path | None = None) -> nn.Module:
+    """Build the model of checkpoint ``name`` and load its verified weights (eval mode)."""
+    folder = Path(folder or checkpoint_dir())
+    model = _build(_entry(name, folder))
+    model.load_state_dict(load_state(name, folder))
+    return model.eval()
+
+
+def save_pretrained(model: nn.Module, name: str, *, lesson: int, builder: str, kwargs: dict[str, Any],
+                    trained: str, folder: str | Path | None = None) -> Path:
+    """Save ``model``'s weights atomically and record them, with their SHA-256, in the manifest.
+
+    ``builder`` is ``"module:Class"`` and ``kwargs`` rebuild the model; ``trained`` says how it was
+    trained (preset, steps, device, minutes).
+    """
+    from .train import save_checkpoint
+
+    folder = Path(folder or checkpoint_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    path = save_checkpoint(state, folder / f"{name}.pt")
+    manifest_path = folder / "manifest.json"
+    entries = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    entries[name] = {"file": path.name, "sha256": sha256(path), "lesson": lesson, "builder": builder,
+                     "kwargs": kwargs, "trained": trained, "bytes": path.stat().st_size}
+    manifest_path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
