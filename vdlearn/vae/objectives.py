@@ -191,6 +191,9 @@ def elbo(x: torch.Tensor, decoder_out: torch.Tensor, mu: torch.Tensor, logvar: t
     ``decoder_out`` is the decoder's output for that sample: logits (``likelihood="bernoulli"``,
     ``x`` in [0, 1]) or the mean (``"gaussian"``, with observation log-variance ``obs_logvar``).
     """
+    # sums of many terms: keep them in float32 or better even when the networks ran in bf16
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    decoder_out, mu, logvar = decoder_out.to(dtype), mu.to(dtype), logvar.to(dtype)
     if likelihood == "bernoulli":
         ll = bernoulli_log_likelihood(x, decoder_out)
     elif likelihood == "gaussian":
