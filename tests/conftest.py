@@ -1,10 +1,17 @@
-"""Shared test settings: small thread counts, the smoke preset, a private cache folder."""
+"""Shared test settings: one thread per process, a private cache folder.
+
+The suite runs in parallel (``pytest -n 2``) and starts notebook kernels; with several processes
+each spinning OpenMP threads on two cores, small tensor operations get many times slower. One
+thread per process (inherited by every kernel the tests start) avoids that.
+"""
 import os
 
-import pytest
-import torch
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
