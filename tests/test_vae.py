@@ -304,6 +304,11 @@ def test_frame_vae_learns_a_calibrated_gaussian_decoder_from_videos():
     assert abs(model.obs_logvar.item() - log_mse) < abs(before - log_mse)
 
 
+def test_evaluate_elbo_explains_empty_data():
+    with pytest.raises(ValueError, match="at least one example"):
+        evaluate_elbo(ConvVAE(1, 16, latent_dim=2, width=4, hidden=16), torch.zeros(0, 1, 16, 16))
+
+
 def test_vae_loss_binarize_and_batches_with_labels():
     model = ConvVAE(1, 16, latent_dim=2, width=4, hidden=16)
     loss, metrics = vae_loss(model, (_blobs(8) * 0.5, torch.zeros(8)), binarize=True)

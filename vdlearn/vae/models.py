@@ -392,6 +392,8 @@ def evaluate_elbo(model: VAE, data: Any, *, batch_size: int = 256, binarize_seed
     model.eval()
     device = next(model.parameters()).device
     n = len(data) if max_examples is None else min(len(data), max_examples)
+    if n < 1:
+        raise ValueError("evaluate_elbo needs at least one example; the data (or max_examples) is empty")
     g = torch.Generator().manual_seed(binarize_seed) if binarize_seed is not None else None
     sums = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0, "neg_log_likelihood_iw": 0.0}
     num_dims = 0
