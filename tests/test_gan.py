@@ -275,3 +275,13 @@ def test_video_gan_trains_end_to_end(device):
     assert len(result.history["g_loss"]) == 3
     assert all(math.isfinite(v) for v in result.history["d_loss"])
     assert result.generator.sample(2).shape == (2, 3, 4, 16, 16)
+
+
+def test_ema_generator_follows_the_warm_up_formula():
+    torch.manual_seed(0)
+    theta0 = [p.detach().clone() for p in MLPGenerator(hidden=32).parameters()]
+    result = _toy_run(1, ema_decay=0.999)  # step 0: beta = min(0.999, 1/10) = 0.1
+    for e, p, p0 in zip(result.ema_generator.parameters(), result.generator.parameters(), theta0):
+        torch.testing.assert_close(e, 0.1 * p0 + 0.9 * p.detach())
+    with pytest.raises(ValueError, match="ema_decay"):
+        _toy_run(1, ema_decay=1.5)

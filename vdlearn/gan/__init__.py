@@ -14,6 +14,7 @@ from .models import (
     VideoDiscriminator,
     VideoGenerator,
     check_pair,
+    dcgan_init,
 )
 from .theory import gaussian_pdf, js_divergence, kl_divergence, optimal_discriminator, value_on_grid
 from .training import GANResult, train_gan
@@ -21,7 +22,7 @@ from .training import GANResult, train_gan
 __all__ = [
     "LOSSES", "check_loss_name", "discriminator_loss", "generator_loss", "r1_penalty",
     "MLPGenerator", "MLPDiscriminator", "Generator", "Discriminator",
-    "VideoGenerator", "VideoDiscriminator", "check_pair",
+    "VideoGenerator", "VideoDiscriminator", "check_pair", "dcgan_init",
     "gaussian_pdf", "optimal_discriminator", "value_on_grid", "kl_divergence", "js_divergence",
     "GANResult", "train_gan",
 ]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _sn
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "VideoGenerator",
     "VideoDiscriminator",
     "check_pair",
+    "dcgan_init",
 ]
 
 
@@ -45,6 +47,27 @@ def _base_and_steps(size: int, what: str = "image_size") -> tuple[int, int]:
             "such as 28 (7*4), 32 (4*8), 48 (6*8) or 64 (4*16)"
         )
     return base, steps
+
+
+_CONV_OR_LINEAR = (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)
+_BATCH_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN's initialisation (Radford et al. 2016): weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02).
+
+    Use with ``model.apply(dcgan_init)``. On sparse images (a small shape on a black background)
+    PyTorch's default initialisation lets the generator settle on an all-black image first.
+    """
+    if isinstance(module, _CONV_OR_LINEAR):
+        weight = (module.parametrizations.weight.original if parametrize.is_parametrized(module, "weight")
+                  else module.weight)
+        nn.init.normal_(weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, _BATCH_NORM):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
 
 
 def _maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
@@ -146,6 +169,7 @@ class Generator(_Sampler):
             c //= 2
         blocks += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
         self.blocks = nn.Sequential(*blocks)
+        self.apply(dcgan_init)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         _check_latent(z, self.latent_dim, "Generator")
@@ -170,6 +194,7 @@ class Discriminator(nn.Module):
             c_in, c = c, c * 2
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = _maybe_sn(nn.Linear(c_in * base * base, 1), spectral_norm)
+        self.apply(dcgan_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, (self.channels, self.image_size, self.image_size), "Discriminator",
@@ -213,31 +238,47 @@ class VideoGenerator(_Sampler):
     """A DCGAN for clips: :math:`z \\to` ``(C0, t0, b, b)``, then doublings of (T,) H, W to ``(C, T, H, W)``.
 
     ``factorized=True`` uses a spatial (1x4x4) then a temporal (4x1x1 or 3x1x1) transposed
-    convolution per block, ``False`` one full 4x4x4 transposed 3-D convolution.
+    convolution per block, ``False`` one full 4x4x4 transposed 3-D convolution. With
+    ``two_stream=True`` (VGAN, Vondrick et al. 2016) the 3-D stream makes a foreground video
+    :math:`f` and a mask :math:`m \\in [0, 1]`, a 2-D DCGAN makes one static background image
+    :math:`b` from the same :math:`z`, and the clip is
+
+    .. math:: v = m \\odot f + (1 - m) \\odot b,
+
+    so a still background costs the network nothing and only what moves needs the 3-D stream.
     """
 
     def __init__(self, latent_dim: int = 64, channels: int = 3, frames: int = 16, image_size: int = 32,
-                 width: int = 32, factorized: bool = True):
+                 width: int = 32, factorized: bool = True, two_stream: bool = True):
         super().__init__()
         base, steps = _base_and_steps(image_size)
         t0, t_steps = _time_steps(frames, steps)
         self.latent_dim, self.channels, self.frames, self.image_size = latent_dim, channels, frames, image_size
-        self.factorized = factorized
+        self.factorized, self.two_stream = factorized, two_stream
         c = width * 2 ** (steps - 1)
         self.project = nn.Sequential(nn.Linear(latent_dim, c * t0 * base * base, bias=False),
                                      nn.Unflatten(1, (c, t0, base, base)), nn.BatchNorm3d(c), nn.ReLU(True))
         blocks: list[nn.Module] = []
         for i in range(steps):
-            last = i == steps - 1
-            c_out = channels if last else c // 2
-            blocks += _up3d(c, c_out, up_t=i < t_steps, factorized=factorized, bias=last)
-            blocks += [nn.Tanh()] if last else [nn.BatchNorm3d(c_out), nn.ReLU(True)]
+            c_out = max(c // 2, 8)
+            blocks += _up3d(c, c_out, up_t=i < t_steps, factorized=factorized, bias=False)
+            blocks += [nn.BatchNorm3d(c_out), nn.ReLU(True)]
             c = c_out
         self.blocks = nn.Sequential(*blocks)
+        self.to_rgb = nn.Conv3d(c, channels, 3, 1, 1)
+        self.to_mask = nn.Conv3d(c, 1, 3, 1, 1) if two_stream else None
+        self.background = (Generator(latent_dim, channels, image_size, width=max(width // 2, 8))
+                           if two_stream else None)
+        self.apply(dcgan_init)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         _check_latent(z, self.latent_dim, "VideoGenerator")
-        return self.blocks(self.project(z))
+        h = self.blocks(self.project(z))
+        foreground = torch.tanh(self.to_rgb(h))
+        if not self.two_stream:
+            return foreground
+        mask = torch.sigmoid(self.to_mask(h))
+        return mask * foreground + (1 - mask) * self.background(z).unsqueeze(2)
 
 
 class VideoDiscriminator(nn.Module):
@@ -257,6 +298,7 @@ class VideoDiscriminator(nn.Module):
             c_in, c = c, c * 2
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = _maybe_sn(nn.Linear(c_in * t0 * base * base, 1), spectral_norm)
+        self.apply(dcgan_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, (self.channels, self.frames, self.image_size, self.image_size), "VideoDiscriminator",

@@ -7,7 +7,10 @@ detached fakes, then the generator once on fresh fakes (Goodfellow et al. 2014, 
           \\theta_G \\leftarrow \\theta_G - \\eta\\nabla_{\\theta_G} L_G
 
 with the losses of :mod:`vdlearn.gan.losses`, Adam with :math:`\\beta_1 = 0.5` (DCGAN's
-choice), an optional EMA of the generator's weights, bf16 autocast on CUDA, a history for
+choice), an optional EMA of the generator's weights with a warm-up,
+:math:`\\theta_{\\rm ema} \\leftarrow \\beta_t\\theta_{\\rm ema} + (1-\\beta_t)\\theta_G`,
+:math:`\\beta_t = \\min(\\beta, (1+t)/(10+t))`, so that a short run is not dominated by the random
+initialisation (batch-norm statistics are copied), bf16 autocast on CUDA, a history for
 plots and atomic checkpoints (:func:`vdlearn.train.save_checkpoint`) from which a run resumes
 with the numbers an uninterrupted run would have produced. Like :func:`vdlearn.train.fit`, the
 batches are a pure function of ``(seed, step)``.
@@ -15,6 +18,7 @@ batches are a pure function of ``(seed, step)``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import time
 from dataclasses import dataclass, field
@@ -23,7 +27,6 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import Dataset
 
 from ..runtime import autocast, get_device
@@ -87,6 +90,16 @@ def _frozen(module: nn.Module) -> Iterator[None]:
     finally:
         for p, f in zip(module.parameters(), flags):
             p.requires_grad_(f)
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """theta_ema <- beta_t theta_ema + (1 - beta_t) theta, beta_t = min(decay, (1+t)/(10+t)); buffers copied."""
+    beta = min(decay, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - beta)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
 
 
 def _grad_norm(module: nn.Module) -> torch.Tensor:
@@ -153,8 +166,9 @@ def train_gan(
     fused = True if device.type == "cuda" else None
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas, fused=fused)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d or lr, betas=betas, fused=fused)
-    ema = (AveragedModel(generator, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
-           if ema_decay is not None else None)
+    if ema_decay is not None and not 0.0 <= ema_decay < 1.0:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
+    ema = copy.deepcopy(generator).requires_grad_(False) if ema_decay is not None else None
     batches = _Batches(len(data), batch_size, seed)
     history: dict[str, list[float]] = {"step": []}
     config = {"batch_size": batch_size, "seed": seed, "loss": loss, "r1_gamma": r1_gamma, "d_steps": d_steps}
@@ -235,7 +249,7 @@ def train_gan(
         opt_g.step()
         logs["g_loss"] = g_loss.detach()
         if ema is not None:
-            ema.update_parameters(generator)
+            _ema_update(ema, generator, ema_decay, step)
         for key, value in logs.items():
             window.setdefault(key, []).append(value.float())
 
@@ -272,6 +286,6 @@ def train_gan(
         checkpoint(num_steps)
     generator.eval()
     discriminator.eval()
-    ema_generator = ema.module.eval() if ema is not None else None
+    ema_generator = ema.eval() if ema is not None else None
     return GANResult(generator, discriminator, ema_generator, history, num_steps,
                      time.perf_counter() - t0)
