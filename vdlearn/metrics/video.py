@@ -11,8 +11,9 @@ between Gaussians fitted to features of real and generated clips, from a video n
 trained on Kinetics). Offline, the course trains its own small 3-D CNN (:class:`VideoFeatureNet`)
 on the course's clips in a minute on a CPU, caches it under :func:`vdlearn.runtime.cache_dir`, and
 uses its 64-d features. Its training tasks make the features see appearance *and* motion: which
-kinds, colours or digits are in the clip; how fast things move (the mean |v_x|, |v_y|); and whether
-the frames are in order, shuffled, or one frame repeated ("Shuffle and Learn", Misra et al. 2016).
+kinds, colours or digits are in the clip; how fast things move (the mean |v_x|, |v_y|); whether
+the frames are in order, shuffled, or one frame repeated ("Shuffle and Learn", Misra et al. 2016);
+and how much noise and blur were added (so the features also see image quality).
 
 **Motion statistics.** The frame-difference energy of a clip,
 :math:`E = \\operatorname{mean}_{t,c,h,w}\\,(x_{t+1} - x_t)^2`, compared with real clips: a ratio
@@ -125,33 +126,54 @@ VIDEO_FEATURE_DATASETS = {"shapes": _shapes_dataset, "digits": _digits_dataset}
 
 
 class VideoFeatureNet(nn.Module):
-    """A small 3-D CNN: four 3×3×3 convolutions (strides 2 in space, then in time), a global average,
-    a 64-d feature layer, and three heads: temporal order (in order / shuffled / frozen), content
-    (multi-hot: which kinds and colours, or which digits) and motion (mean |v_x|, |v_y|)."""
+    """A small two-stream network (Simonyan & Zisserman 2014) whose 64-d features FVD-lite compares.
+
+    - appearance: a 2-D CNN on every frame, averaged over space and time (32 features), trained to
+      say what the clip contains (multi-hot: kinds and colours, or digits) and how noisy and
+      blurred it is;
+    - motion: a 3-D CNN on the clip (3×3×3 convolutions, strides 2 in space, then in time; 32
+      features), trained to say whether the frames are in order, shuffled or frozen, and how fast
+      things move (mean |v_x|, |v_y|).
+
+    Two streams keep the tasks from competing for the same features.
+    """
 
     def __init__(self, in_channels: int, num_content: int, feature_dim: int = 64, width: int = 16):
         super().__init__()
+        if feature_dim % 2:
+            raise ValueError(f"feature_dim must be even (half per stream), got {feature_dim}")
         self.in_channels, self.num_content, self.feature_dim, self.width = in_channels, num_content, feature_dim, width
-        w = width
-        self.body = nn.Sequential(
-            nn.Conv3d(in_channels, w, 3, stride=(1, 2, 2), padding=1), nn.ReLU(),
-            nn.Conv3d(w, 2 * w, 3, stride=(1, 2, 2), padding=1), nn.ReLU(),
-            nn.Conv3d(2 * w, 4 * w, 3, stride=(2, 2, 2), padding=1), nn.ReLU(),
-            nn.Conv3d(4 * w, 4 * w, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4 * w, feature_dim),
-        )
-        self.order_head = nn.Linear(feature_dim, 3)
-        self.content_head = nn.Linear(feature_dim, num_content)
-        self.motion_head = nn.Linear(feature_dim, 2)
+        w, half = width, feature_dim // 2
+
+        def block(conv: type, cin: int, cout: int, stride) -> list[nn.Module]:
+            return [conv(cin, cout, 3, stride=stride, padding=1), nn.GroupNorm(8, cout), nn.ReLU()]
+
+        self.appearance = nn.Sequential(
+            *block(nn.Conv2d, in_channels, w, 2), *block(nn.Conv2d, w, 2 * w, 2), *block(nn.Conv2d, 2 * w, 2 * w, 1),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, half))
+        self.motion = nn.Sequential(
+            *block(nn.Conv3d, in_channels, w, (1, 2, 2)), *block(nn.Conv3d, w, 2 * w, (1, 2, 2)),
+            *block(nn.Conv3d, 2 * w, 2 * w, 2), *block(nn.Conv3d, 2 * w, 2 * w, 1),
+            nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(2 * w, half))
+        self.heads = nn.ModuleDict({"content": nn.Linear(half, num_content), "quality": nn.Linear(half, 2),
+                                    "order": nn.Linear(half, 3), "motion": nn.Linear(half, 2)})
+
+    def streams(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Appearance (B, feature_dim/2) and motion (B, feature_dim/2) features of clips (B, C, T, H, W)."""
+        b, c, t, h, w = clips.shape
+        frames = clips.transpose(1, 2).reshape(b * t, c, h, w)
+        appearance = self.appearance(frames).view(b, t, -1).mean(1)
+        return appearance, self.motion(clips)
 
     def features(self, clips: torch.Tensor) -> torch.Tensor:
-        """The (B, feature_dim) features FVD-lite compares (before the ReLU of the heads)."""
-        return self.body(clips)
+        """The (B, feature_dim) features FVD-lite compares: both streams, concatenated."""
+        return torch.cat(self.streams(clips), dim=1)
 
-    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Order logits (B, 3), content logits (B, num_content), motion (B, 2)."""
-        h = F.relu(self.features(clips))
-        return self.order_head(h), self.content_head(h), self.motion_head(h)
+    def forward(self, clips: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Content logits (B, num_content), quality (B, 2), order logits (B, 3) and motion (B, 2)."""
+        appearance, motion = (F.relu(f) for f in self.streams(clips))
+        return {"content": self.heads["content"](appearance), "quality": self.heads["quality"](appearance),
+                "order": self.heads["order"](motion), "motion": self.heads["motion"](motion)}
 
 
 def _clip_targets(dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -183,11 +205,26 @@ def _nearest(colors: list[tuple[float, ...]], color: Sequence[float]) -> int:
     return min(range(len(colors)), key=lambda k: sum((a - b) ** 2 for a, b in zip(colors[k], color)))
 
 
-class _TrainingClips:
-    """Batches of (clips, order label, content, motion) for the feature network: a pure function of indices.
+def _blur(clips: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of every frame of (B, C, T, H, W) clips with standard deviation ``sigma`` pixels."""
+    radius = max(1, math.ceil(2.5 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=clips.dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    b, c, t, h, w = clips.shape
+    frames = clips.transpose(1, 2).reshape(b * t * c, 1, h, w)
+    frames = F.conv2d(F.pad(frames, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
+    frames = F.conv2d(F.pad(frames, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1))
+    return frames.view(b, t, c, h, w).transpose(1, 2)
 
-    A third of the clips stay in order (label 0), a third are shuffled (1), a third frozen (2); each
-    is a random crop of ``crop`` frames. Frozen clips have motion 0; shuffled ones no motion target.
+
+class _TrainingClips:
+    """Batches of (clips, targets) for the feature network: a pure function of the indices.
+
+    Each clip is a random crop of ``crop`` frames. A third stay in order (order 0), a third are
+    shuffled (1), a third frozen (2); frozen clips have motion 0, shuffled ones no motion target.
+    Independently, half get Gaussian noise of a random standard deviation in [0.02, 0.3] and half
+    a Gaussian blur of 0.5, 1 or 1.5 px: the quality targets are those two numbers (0 when not).
     """
 
     def __init__(self, dataset, crop: int, seed: int = 0):
@@ -196,44 +233,62 @@ class _TrainingClips:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def get_batch(self, indices) -> tuple[torch.Tensor, ...]:
+    def get_batch(self, indices) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         indices = torch.as_tensor(indices).long()
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + int(indices.sum()) * 7919 + int(indices[0]))
+        n = len(indices)
         clips = self.dataset.get_batch(indices)
         clips = clips[0] if isinstance(clips, tuple) else clips
         start = torch.randint(0, clips.shape[2] - self.crop + 1, (1,), generator=g).item()
         clips = clips[:, :, start:start + self.crop]
-        order = torch.randint(0, 3, (len(indices),), generator=g)
+        order = torch.randint(0, 3, (n,), generator=g)
         clips = torch.where((order == 1).view(-1, 1, 1, 1, 1), shuffle_frames(clips, g), clips)
         clips = torch.where((order == 2).view(-1, 1, 1, 1, 1), freeze_frames(clips, g), clips)
+        blur = torch.tensor([0.0, 0.0, 0.0, 0.5, 1.0, 1.5])[torch.randint(0, 6, (n,), generator=g)]
+        for sigma in (0.5, 1.0, 1.5):
+            pick = blur == sigma
+            if pick.any():
+                clips[pick] = _blur(clips[pick], sigma)
+        noise = torch.where(torch.rand(n, generator=g) < 0.5, 0.02 + 0.28 * torch.rand(n, generator=g), 0.0)
+        clips = (clips + noise.view(-1, 1, 1, 1, 1) * torch.randn(clips.shape, generator=g)).clamp(-1, 1)
         content, motion = _clip_targets(self.dataset, indices)
-        return clips, order, content, motion * (order != 2).float().unsqueeze(1)
+        targets = {"order": order, "content": content, "motion": motion * (order != 2).float().unsqueeze(1),
+                    "quality": torch.stack([noise / 0.3, blur / 1.5], dim=1)}
+        return clips, targets
 
 
-def _train(dataset, seed: int = 0, num_steps: int = 300, crop: int = 8) -> tuple[VideoFeatureNet, dict[str, float]]:
-    """Train a :class:`VideoFeatureNet` on ``dataset`` on the CPU; return it and held-out accuracies."""
+def _losses(outputs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    moving = (targets["order"] != 1).float().unsqueeze(1)
+    return {"order": F.cross_entropy(outputs["order"], targets["order"]),
+            "content": F.binary_cross_entropy_with_logits(outputs["content"], targets["content"]),
+            "motion": ((outputs["motion"] - targets["motion"]) ** 2 * moving).sum() / moving.sum().clamp(min=1),
+            "quality": F.mse_loss(outputs["quality"], targets["quality"])}
+
+
+def _train(dataset, seed: int = 0, num_steps: int = 500, crop: int = 8) -> tuple[VideoFeatureNet, dict[str, float]]:
+    """Train a :class:`VideoFeatureNet` on ``dataset`` on the CPU; return it and held-out scores."""
     from vdlearn.train import fit
 
     data = _TrainingClips(dataset, crop, seed)
-    probe = data.get_batch(torch.arange(2))
-    net = VideoFeatureNet(probe[0].shape[1], probe[2].shape[1])
+    net = VideoFeatureNet(data.get_batch(torch.arange(1))[0].shape[1],
+                          data.get_batch(torch.arange(1))[1]["content"].shape[1])
 
     def loss_fn(model, batch):
-        clips, order, content, motion = batch
-        order_logits, content_logits, motion_pred = model(clips)
-        moving = (order != 1).float().unsqueeze(1)
-        loss_motion = ((motion_pred - motion) ** 2 * moving).sum() / moving.sum().clamp(min=1)
-        return (F.cross_entropy(order_logits, order)
-                + F.binary_cross_entropy_with_logits(content_logits, content) + 4 * loss_motion)
+        clips, targets = batch
+        losses = _losses(model(clips), targets)
+        return losses["order"] + 4 * losses["content"] + 4 * losses["motion"] + 2 * losses["quality"], losses
 
     torch.manual_seed(seed)
     fit(net, loss_fn, data, num_steps=num_steps, batch_size=32, lr=3e-3, warmup_steps=30, seed=seed,
         device="cpu", progress=False, log_every=50)
-    held_out = _TrainingClips(dataset, crop, seed + 1).get_batch(torch.arange(len(dataset) - 256, len(dataset)))
+    clips, targets = _TrainingClips(dataset, crop, seed + 1).get_batch(torch.arange(len(dataset) - 256, len(dataset)))
     with torch.no_grad():
-        order_logits, content_logits, motion_pred = net(held_out[0])
-    scores = {"order_accuracy": (order_logits.argmax(1) == held_out[1]).float().mean().item(),
-              "content_accuracy": ((content_logits > 0) == (held_out[2] > 0.5)).float().mean().item()}
+        out = net(clips)
+    exact = ((out["content"] > 0) == (targets["content"] > 0.5)).all(dim=1)
+    scores = {"order_accuracy": (out["order"].argmax(1) == targets["order"]).float().mean().item(),
+              "content_exact": exact.float().mean().item(),
+              "motion_rmse": _losses(out, targets)["motion"].sqrt().item(),
+              "quality_rmse": _losses(out, targets)["quality"].sqrt().item()}
     return net.eval(), scores
 
 
@@ -295,7 +350,7 @@ def video_feature_network(dataset: Any = "shapes") -> VideoFeatureNet:
     ``dataset`` is ``"shapes"`` (1-shape BouncingShapes, 16 frames of 32×32), ``"digits"``
     (MovingDigits, 2 digits, 16 frames of 64×64), or a BouncingShapes / MovingDigits object: the
     network is then trained on that very dataset (and cached under a hash of its settings).
-    Held-out accuracies of its training tasks are in ``.scores``; the clip size it was trained
+    Held-out scores of its training tasks are in ``.scores``; the clip size it was trained
     on in ``.frames`` and ``.size``.
     """
     obj, key = _dataset_of(dataset)
