@@ -250,6 +250,9 @@ def test_callback_sees_every_step_and_t_start_starts_part_way():
     out = ddim_sample(gaussian_eps(s), xt, s, steps=5, t_start=30, callback=seen.append)
     assert [d["t"] for d in seen] == sampling_timesteps(s, 5, t_start=30).tolist()
     assert seen[0]["t"] == 30 and seen[-1]["t"] == 0 and torch.equal(seen[-1]["x"], out)
+    seen.clear()
+    ddpm_sample(gaussian_eps(s), xt, s, t_start=30, callback=seen.append)  # steps=None: all 31
+    assert [d["t"] for d in seen] == list(range(30, -1, -1))
 
 
 @pytest.mark.parametrize("spacing", ["uniform", "quadratic"])

@@ -86,7 +86,8 @@ def _setup(x: torch.Tensor, schedule: NoiseSchedule, steps: int | None, t_start:
         raise ValueError("x must be a floating-point tensor of noise shaped (B, ...), e.g. "
                          "torch.randn(16, 1, 28, 28)")
     check_prediction_type(prediction_type)
-    steps = schedule.num_timesteps if steps is None else steps
+    if steps is None:  # every timestep from t_start down to 0
+        steps = (schedule.num_timesteps - 1 if t_start is None else t_start) + 1
     timesteps = sampling_timesteps(schedule, steps, t_start, spacing).tolist()
     if progress:
         from tqdm.auto import tqdm
@@ -114,7 +115,7 @@ def ddpm_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, *, steps
                      + \\frac{\\sqrt{1-\\beta}(1-\\bar\\alpha_{t'})}{1-\\bar\\alpha_t}x_t
                      + \\sqrt{\\frac{1-\\bar\\alpha_{t'}}{1-\\bar\\alpha_t}\\beta}\\; z.
 
-    ``steps=None`` uses all ``T`` steps; fewer steps respace the chain.
+    ``steps=None`` uses every timestep (from ``t_start``); fewer steps respace the chain.
     """
     timesteps, loop = _setup(x, schedule, steps, t_start, spacing, prediction_type, progress)
     for i, t in enumerate(loop):
