@@ -114,15 +114,15 @@ def test_gradients_reach_the_zero_initialised_temporal_layers_and_then_everythin
 
 
 def test_loss_falls_on_a_fixed_batch():
-    model = small(base_channels=16)
+    model = small()
     schedule = make_schedule("cosine", 100)
-    clips = torch.rand(4, 3, 4, 16, 16).round() * 2 - 1
+    clips = torch.rand(4, 3, 2, 16, 16).round() * 2 - 1
     t = torch.arange(4) * 20 + 10
     noise = torch.randn_like(clips)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     from vdlearn.diffusion.objectives import diffusion_loss
     losses = []
-    for _ in range(30):
+    for _ in range(25):
         loss = diffusion_loss(model, clips, schedule, t=t, noise=noise)
         optimizer.zero_grad()
         loss.backward()
