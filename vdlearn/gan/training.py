@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..runtime import autocast, get_device
-from ..train import load_checkpoint, make_batch, save_checkpoint, to_device
+from ..train import _rng_state, _set_rng_state, load_checkpoint, make_batch, save_checkpoint, to_device
 from .losses import check_loss_name, discriminator_loss, generator_loss, r1_penalty
 from .models import check_pair
 
@@ -105,19 +105,6 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float, step: int) -> No
 def _grad_norm(module: nn.Module) -> torch.Tensor:
     grads = [p.grad.detach().float().norm() for p in module.parameters() if p.grad is not None]
     return torch.stack(grads).norm() if grads else torch.zeros(())
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def train_gan(
