@@ -179,7 +179,8 @@ def gaussian_eps(schedule):
 
 @pytest.mark.parametrize("schedule_name", ["linear", "cosine"])
 @pytest.mark.parametrize("sampler, steps, tol", [("ddpm", None, 0.02), ("ddpm", 250, 0.04),
-                                                 ("ddim", 250, 0.03), ("dpm++2m", 20, 0.04)])
+                                                 ("ddim", 250, 0.03), ("dpm++2m", 20, 0.04),
+                                                 ("dpm++2m-sde", 50, 0.03)])
 def test_samplers_given_the_true_eps_recover_the_gaussian(schedule_name, sampler, steps, tol):
     """Data N(2, 0.5²): every sampler, fed the exact denoiser, must give back that Gaussian."""
     s = make_schedule(schedule_name, 1000)
@@ -229,7 +230,7 @@ def test_samplers_are_deterministic_under_a_seed_and_keep_video_shapes():
     s = cosine_schedule(100)
     model = gaussian_eps(s)
     x = torch.randn(2, 1, 3, 4, 4)  # a batch of videos (B, C, T, H, W)
-    for name in ("ddpm", "ddim", "dpm++2m"):
+    for name in ("ddpm", "ddim", "dpm++2m", "dpm++2m-sde"):
         opts = dict(steps=10, generator=torch.Generator().manual_seed(5))
         if name == "ddim":
             opts["eta"] = 0.5
@@ -280,6 +281,8 @@ def test_sampler_errors_are_explained():
         ddim_sample(lambda x, t: x, x, s, spacing="cubic")
     with pytest.raises(ValueError, match="eta must be >= 0"):
         ddim_sample(lambda x, t: x, x, s, eta=-1.0)
+    with pytest.raises(ValueError, match="eta must be >= 0"):
+        dpm_solver_pp_sample(lambda x, t: x, x, s, eta=-0.5)
 
 
 # ---- classifier-free guidance ---------------------------------------------------------------------

@@ -15,8 +15,8 @@ from .guidance import classifier_free_guidance, drop_labels, guided_output
 from .objectives import (PREDICTION_TYPES, check_model_output, check_prediction_type,
                          diffusion_loss, loss_weight, q_posterior, q_sample, training_target,
                          v_from_x0_eps, x0_eps_from_output)
-from .samplers import (SAMPLERS, ddim_sample, ddpm_sample, denoise, dpm_solver_pp_sample, sample,
-                       sampling_timesteps)
+from .samplers import (SAMPLERS, ddim_sample, ddpm_sample, denoise, dpm_solver_pp_sample,
+                       dpm_solver_pp_sde_sample, sample, sampling_timesteps)
 from .schedules import SCHEDULES, NoiseSchedule, cosine_schedule, linear_schedule, make_schedule
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "training_target", "loss_weight", "diffusion_loss", "check_model_output",
     "check_prediction_type",
     "sampling_timesteps", "denoise", "ddpm_sample", "ddim_sample", "dpm_solver_pp_sample",
+    "dpm_solver_pp_sde_sample",
     "SAMPLERS", "sample",
     "drop_labels", "guided_output", "classifier_free_guidance",
 ]

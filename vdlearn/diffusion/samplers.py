@@ -8,7 +8,8 @@ The model is called ``steps`` times, at the integer timesteps of :func:`sampling
 - :func:`ddpm_sample`: ancestral sampling from :math:`p_\\theta(x_{t-1}\\mid x_t)` (Ho et al. 2020, Alg. 2),
   on a subsequence of timesteps when ``steps < T`` (Nichol & Dhariwal 2021, sec. 4).
 - :func:`ddim_sample`: DDIM (Song et al. 2021, eq. 12), deterministic for ``eta=0``; ``eta=1`` is DDPM.
-- :func:`dpm_solver_pp_sample`: DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), good samples in 10-25 steps.
+- :func:`dpm_solver_pp_sample`: DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), good samples in 10-25 steps;
+  with ``eta=1`` (:func:`dpm_solver_pp_sde_sample`) its stochastic SDE version.
 
 Options they share: ``prediction_type`` ("eps", "x0" or "v": what the model outputs),
 ``clip_x0`` (clamp the predicted clean data to [-1, 1], for images), ``generator`` (a
@@ -29,7 +30,7 @@ from .objectives import Model, check_prediction_type, x0_eps_from_output
 from .schedules import NoiseSchedule
 
 __all__ = ["SPACINGS", "sampling_timesteps", "denoise", "ddpm_sample", "ddim_sample", "dpm_solver_pp_sample",
-           "SAMPLERS", "sample"]
+           "dpm_solver_pp_sde_sample", "SAMPLERS", "sample"]
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -165,7 +166,7 @@ def ddim_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, *, steps
 
 @torch.no_grad()
 def dpm_solver_pp_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, *, steps: int = 20,
-                         prediction_type: str = "eps", clip_x0: bool = False,
+                         eta: float = 0.0, prediction_type: str = "eps", clip_x0: bool = False,
                          generator: torch.Generator | None = None, t_start: int | None = None,
                          spacing: str = "quadratic", callback: Callback | None = None,
                          progress: bool = False) -> torch.Tensor:
@@ -179,8 +180,15 @@ def dpm_solver_pp_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule,
               \\qquad r_i = h_{i-1}/h_i,
 
     first order (:math:`D_i` alone) on the first step and on the last, which lands on clean data.
-    Deterministic; ``generator`` is accepted for a uniform signature and unused.
+    ``eta > 0`` gives the stochastic SDE-DPM-Solver++(2M) of the same paper (``eta=1``: the reverse
+    SDE), which injects fresh noise like DDPM and corrects some of the model's errors:
+
+    .. math:: x_i = \\frac{\\sigma_i}{\\sigma_{i-1}} e^{-\\eta h_i} x_{i-1}
+                    + \\alpha_i \\bigl(1 - e^{-(1+\\eta) h_i}\\bigr) \\Bigl[D_i + \\tfrac{1}{2r_i}(D_i - D_{i-1})\\Bigr]
+                    + \\sigma_i \\sqrt{1 - e^{-2\\eta h_i}}\\; z .
     """
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0 (0: the ODE solver, 1: the SDE solver), got {eta}")
     timesteps, loop = _setup(x, schedule, steps, t_start, spacing, prediction_type, progress)
     x0_prev, h_prev = None, None
     for i, t in enumerate(loop):
@@ -194,13 +202,20 @@ def dpm_solver_pp_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule,
             h = math.log(a_next / s_next) - math.log(a / s)
             d = x0
             if x0_prev is not None:
-                r = h_prev / h
-                d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
-            x = (s_next / s) * x - a_next * math.expm1(-h) * d
+                d = x0 + (x0 - x0_prev) * (h / (2 * h_prev))     # 1/(2r) = h / (2 h_prev)
+            x = (s_next / s) * math.exp(-eta * h) * x - a_next * math.expm1(-(1 + eta) * h) * d
+            if eta > 0:
+                noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x = x + s_next * math.sqrt(-math.expm1(-2 * eta * h)) * noise
             x0_prev, h_prev = x0, h
         if callback is not None:
             callback({"i": i, "t": t, "x": x, "x0": x0})
     return x
+
+
+def dpm_solver_pp_sde_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule, **options: Any) -> torch.Tensor:
+    """SDE-DPM-Solver++(2M): :func:`dpm_solver_pp_sample` with ``eta=1``."""
+    return dpm_solver_pp_sample(model, x, schedule, **{"eta": 1.0, **options})
 
 
 #: name -> sampler, for loops that compare them.
@@ -208,11 +223,12 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "ddpm": ddpm_sample,
     "ddim": ddim_sample,
     "dpm++2m": dpm_solver_pp_sample,
+    "dpm++2m-sde": dpm_solver_pp_sde_sample,
 }
 
 
 def sample(name: str, model: Model, x: torch.Tensor, schedule: NoiseSchedule, **options: Any) -> torch.Tensor:
-    """Run the sampler called ``name`` ("ddpm", "ddim" or "dpm++2m") with ``options``."""
+    """Run the sampler called ``name`` ("ddpm", "ddim", "dpm++2m" or "dpm++2m-sde") with ``options``."""
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; expected one of {sorted(SAMPLERS)}")
     return SAMPLERS[name](model, x, schedule, **options)
