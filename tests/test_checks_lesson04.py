@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from vdlearn.checks import ExerciseError
 from vdlearn.checks import lesson04
+from vdlearn.metrics.video import frame_difference_energy
 
 
 def _d(real, fake):
@@ -46,15 +47,16 @@ def test_frames_of_check():
         lesson04.check_frames_of(lambda v: v.transpose(1, 2))
 
 
-def test_motion_energy_check():
-    lesson04.check_motion_energy(lambda v: (v[:, :, 1:] - v[:, :, :-1]).abs().mean(dim=(1, 2, 3, 4)))
-    lesson04.check_motion_energy(lambda v: v.diff(dim=2).abs().flatten(1).mean(1))
-    wrong = [(lambda v: v.diff(dim=2).flatten(1).mean(1), "absolute value"),
-             (lambda v: v.diff(dim=2).pow(2).flatten(1).mean(1), "squared"),
-             (lambda v: v.diff(dim=1).abs().flatten(1).mean(1), "channel axis"),
-             (lambda v: v.diff(dim=-1).abs().flatten(1).mean(1), "width"),
-             (lambda v: v.diff(dim=2).abs().flatten(1).sum(1), "not the sum"),
-             (lambda v: v.diff(dim=2).abs().mean(), "shape")]
+def test_frame_difference_energy_check():
+    lesson04.check_frame_difference_energy(lambda v: (v[:, :, 1:] - v[:, :, :-1]).pow(2).mean(dim=(1, 2, 3, 4)))
+    lesson04.check_frame_difference_energy(lambda v: v.diff(dim=2).square().flatten(1).mean(1))
+    lesson04.check_frame_difference_energy(frame_difference_energy)  # the course's metric agrees
+    wrong = [(lambda v: v.diff(dim=2).flatten(1).mean(1), "square the differences"),
+             (lambda v: v.diff(dim=2).abs().flatten(1).mean(1), "absolute"),
+             (lambda v: v.diff(dim=1).square().flatten(1).mean(1), "channel axis"),
+             (lambda v: v.diff(dim=-1).square().flatten(1).mean(1), "width"),
+             (lambda v: v.diff(dim=2).square().flatten(1).sum(1), "not the sum"),
+             (lambda v: v.diff(dim=2).square().mean(), "shape")]
     for fn, message in wrong:
         with pytest.raises(ExerciseError, match=message):
-            lesson04.check_motion_energy(fn)
+            lesson04.check_frame_difference_energy(fn)

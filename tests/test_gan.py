@@ -11,11 +11,13 @@ from vdlearn.gan import (
     LOSSES,
     Discriminator,
     Generator,
+    MinibatchStd,
     MLPDiscriminator,
     MLPGenerator,
     VideoDiscriminator,
     VideoGenerator,
     check_pair,
+    dcgan_init,
     discriminator_loss,
     gaussian_pdf,
     generator_loss,
@@ -148,14 +150,52 @@ def test_dcgan_shapes_and_range(size, channels):
     assert d(x).shape == (3,)
 
 
+@pytest.mark.parametrize("two_stream", [True, False])
 @pytest.mark.parametrize("factorized", [True, False])
 @pytest.mark.parametrize("frames", [16, 8, 5])
-def test_video_gan_shapes(factorized, frames):
-    g = VideoGenerator(latent_dim=8, channels=3, frames=frames, image_size=32, width=4, factorized=factorized)
-    d = VideoDiscriminator(channels=3, frames=frames, image_size=32, width=4, factorized=factorized)
+def test_video_gan_shapes(factorized, frames, two_stream):
+    g = VideoGenerator(latent_dim=8, channels=3, frames=frames, image_size=32, width=4, factorized=factorized,
+                       two_stream=two_stream)
+    d = VideoDiscriminator(channels=3, frames=frames, image_size=32, width=4, factorized=factorized,
+                           minibatch_std=True)
     clips = g.sample(2)
     assert clips.shape == (2, 3, frames, 32, 32) and clips.abs().max() <= 1
     assert d(clips).shape == (2,)
+
+
+def test_two_stream_generator_composes_mask_foreground_and_a_still_background():
+    torch.manual_seed(0)
+    g = VideoGenerator(latent_dim=8, frames=4, image_size=16, width=4).eval()
+    z = torch.randn(2, 8)
+    with torch.no_grad():
+        h = g.blocks(g.project(z))
+        mask, fg, bg = torch.sigmoid(g.to_mask(h)), torch.tanh(g.to_rgb(h)), g.background(z)
+        torch.testing.assert_close(g(z), mask * fg + (1 - mask) * bg[:, :, None])
+    assert bg.shape == (2, 3, 16, 16) and mask.shape == (2, 1, 4, 16, 16)
+
+
+def test_minibatch_std_feature():
+    x = torch.randn(8, 5)
+    out = MinibatchStd(group_size=4)(x)
+    assert out.shape == (8, 6)
+    torch.testing.assert_close(out[:, :5], x)
+    groups = x.reshape(4, 2, 5)  # sample i*2 + m belongs to group m
+    expected = groups.std(0, unbiased=False).mean(1)
+    torch.testing.assert_close(out[:, 5], expected.repeat(4), atol=1e-4, rtol=1e-4)
+    same = MinibatchStd()(torch.ones(6, 3))  # identical samples: a collapsed generator
+    assert same[:, -1].max() < 1e-3
+    assert MinibatchStd(group_size=4)(torch.randn(6, 3)).shape == (6, 4)  # 6 is not a multiple of 4
+
+
+def test_dcgan_init_statistics():
+    torch.manual_seed(0)
+    g = Generator(latent_dim=16, width=32)
+    g.apply(dcgan_init)
+    w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d)])
+    assert abs(w.std().item() - 0.02) < 0.002 and abs(w.mean().item()) < 0.002
+    d = Discriminator(width=8, spectral_norm=True)
+    d.apply(dcgan_init)  # reaches the weights under spectral normalisation too
+    assert d(torch.randn(2, 1, 28, 28)).shape == (2,)
 
 
 def test_pacgan_packs_samples():

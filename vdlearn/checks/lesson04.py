@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from ..gan.losses import discriminator_loss, generator_loss
 from . import exercise, expect, expect_close, expect_shape
 
-__all__ = ["check_hinge_losses", "check_frames_of", "check_motion_energy"]
+__all__ = ["check_hinge_losses", "check_frames_of", "check_frame_difference_energy"]
 
 
 def _scalar(value, what: str) -> torch.Tensor:
@@ -84,32 +84,33 @@ def check_frames_of(frames_of) -> None:
             expect(torch.equal(got[b * T + t], clips[b, :, t]), f"frame {b * T + t} should be clips[{b}, :, {t}]")
 
 
-@exercise("04.motion_energy")
-def check_motion_energy(motion_energy) -> None:
-    """Per clip: the mean absolute difference between consecutive frames, shape (B,)."""
+@exercise("04.frame_difference_energy")
+def check_frame_difference_energy(frame_difference_energy) -> None:
+    """Per clip: the mean squared difference between consecutive frames, shape (B,)."""
     torch.manual_seed(0)
     clips = torch.rand(3, 3, 5, 4, 4) * 2 - 1
     clips[1] = clips[1, :, :1]  # clip 1 does not move: the same frame five times
-    got = motion_energy(clips)
-    expect_shape(got, (3,), "motion_energy(clips of shape (3, 3, 5, 4, 4))")
+    got = frame_difference_energy(clips)
+    expect_shape(got, (3,), "frame_difference_energy(clips of shape (3, 3, 5, 4, 4))")
     got = got.detach().float()
-    want = (clips[:, :, 1:] - clips[:, :, :-1]).abs().mean(dim=(1, 2, 3, 4))
+    diff = clips[:, :, 1:] - clips[:, :, :-1]
+    want = diff.pow(2).mean(dim=(1, 2, 3, 4))
     if not torch.allclose(got, want, atol=1e-6):
         slips = [
-            ((clips[:, :, 1:] - clips[:, :, :-1]).mean(dim=(1, 2, 3, 4)),
-             "take the absolute value of the differences: positive and negative changes cancel otherwise"),
-            ((clips[:, :, 1:] - clips[:, :, :-1]).pow(2).mean(dim=(1, 2, 3, 4)),
-             "that is the mean *squared* difference; use the absolute difference"),
-            ((clips[:, 1:] - clips[:, :-1]).abs().mean(dim=(1, 2, 3, 4)),
+            (diff.mean(dim=(1, 2, 3, 4)),
+             "square the differences: positive and negative changes cancel otherwise"),
+            (diff.abs().mean(dim=(1, 2, 3, 4)),
+             "that is the mean *absolute* difference; the energy is the mean of the squared differences"),
+            ((clips[:, 1:] - clips[:, :-1]).pow(2).mean(dim=(1, 2, 3, 4)),
              "you took differences along the channel axis (dim 1); time is dim 2 in (B, C, T, H, W)"),
-            ((clips[..., 1:] - clips[..., :-1]).abs().mean(dim=(1, 2, 3, 4)),
+            ((clips[..., 1:] - clips[..., :-1]).pow(2).mean(dim=(1, 2, 3, 4)),
              "you took differences along the width (the last axis); time is dim 2 in (B, C, T, H, W)"),
-            ((clips[:, :, 1:] - clips[:, :, :-1]).abs().sum(dim=(1, 2, 3, 4)),
+            (diff.pow(2).sum(dim=(1, 2, 3, 4)),
              "use the mean, not the sum, so clips of different sizes compare"),
         ]
         for value, hint in slips:
             if torch.allclose(got, value, atol=1e-6):
-                expect(False, f"motion_energy is not right yet: {hint}.")
-        expect_close(got, want, what="motion_energy per clip",
-                     hint="mean over C, T-1, H, W of |clips[:, :, t+1] - clips[:, :, t]|")
-    expect(abs(got[1].item()) < 1e-7, "a clip whose frames are all equal should have motion energy 0")
+                expect(False, f"frame_difference_energy is not right yet: {hint}.")
+        expect_close(got, want, what="frame_difference_energy per clip",
+                     hint="mean over C, T-1, H, W of (clips[:, :, t+1] - clips[:, :, t])**2")
+    expect(abs(got[1].item()) < 1e-7, "a clip whose frames are all equal should have energy 0")

@@ -9,6 +9,7 @@ from .losses import LOSSES, check_loss_name, discriminator_loss, generator_loss,
 from .models import (
     Discriminator,
     Generator,
+    MinibatchStd,
     MLPDiscriminator,
     MLPGenerator,
     VideoDiscriminator,
@@ -22,7 +23,7 @@ from .training import GANResult, train_gan
 __all__ = [
     "LOSSES", "check_loss_name", "discriminator_loss", "generator_loss", "r1_penalty",
     "MLPGenerator", "MLPDiscriminator", "Generator", "Discriminator",
-    "VideoGenerator", "VideoDiscriminator", "check_pair", "dcgan_init",
+    "VideoGenerator", "VideoDiscriminator", "check_pair", "dcgan_init", "MinibatchStd",
     "gaussian_pdf", "optimal_discriminator", "value_on_grid", "kl_divergence", "js_divergence",
     "GANResult", "train_gan",
 ]
