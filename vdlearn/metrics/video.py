@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the architecture or training recipe changes (invalidates the cache).
-_VERSION = 1
+_VERSION = 2
 #: Training steps (batches of 32 clips of 8 frames) of the feature network: about a minute on a CPU.
 TRAIN_STEPS = 800
 
@@ -133,7 +133,7 @@ class VideoFeatureNet(nn.Module):
     - appearance: a 2-D CNN on every frame, averaged over space (and, for the features, time; 32
       features), trained to say what each frame contains (the kinds and the colours of the shapes,
       or the digits: one softmax per group) and how noisy and blurred it is;
-    - motion: a 3-D CNN on the clip (3×3×3 convolutions, strides 2 in space, then in time; 32
+    - motion: a 3-D CNN on the frames and their differences :math:`x_{t+1} - x_t` (3×3×3 convolutions, strides 2 in space, then in time; 32
       features), trained to say whether the frames are in order, shuffled or frozen, and how fast
       things move (mean |v_x|, |v_y|).
 
@@ -156,7 +156,7 @@ class VideoFeatureNet(nn.Module):
             *block(nn.Conv2d, in_channels, w, 2), *block(nn.Conv2d, w, 2 * w, 2), *block(nn.Conv2d, 2 * w, 2 * w, 1),
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * w, half))
         self.motion = nn.Sequential(
-            *block(nn.Conv3d, in_channels, w, (1, 2, 2)), *block(nn.Conv3d, w, 2 * w, (1, 2, 2)),
+            *block(nn.Conv3d, 2 * in_channels, w, (1, 2, 2)), *block(nn.Conv3d, w, 2 * w, (1, 2, 2)),
             *block(nn.Conv3d, 2 * w, 2 * w, 2), *block(nn.Conv3d, 2 * w, 2 * w, 1),
             nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(2 * w, half))
         self.heads = nn.ModuleDict({"content": nn.Linear(half, num_content), "quality": nn.Linear(half, 2),
@@ -166,7 +166,10 @@ class VideoFeatureNet(nn.Module):
         """Per-frame appearance (B, T, feature_dim/2) and motion (B, feature_dim/2) features of clips (B, C, T, H, W)."""
         b, c, t, h, w = clips.shape
         frames = clips.transpose(1, 2).reshape(b * t, c, h, w)
-        return self.appearance(frames).view(b, t, -1), self.motion(clips)
+        # the motion stream sees the frames and their differences (a cheap stand-in for the optical flow
+        # of the original two-stream network): a frozen clip is then all zeros in half its input
+        later = clips[:, :, 1:]
+        return self.appearance(frames).view(b, t, -1), self.motion(torch.cat([later, later - clips[:, :, :-1]], 1))
 
     def features(self, clips: torch.Tensor) -> torch.Tensor:
         """The (B, feature_dim) features FVD-lite compares: the time-averaged appearance and the motion features."""
@@ -175,7 +178,7 @@ class VideoFeatureNet(nn.Module):
 
     def forward(self, clips: torch.Tensor) -> dict[str, torch.Tensor]:
         """Content logits (B, T, num_content) and quality (B, T, 2) of every frame, order logits (B, 3), motion (B, 2)."""
-        appearance, motion = (F.relu(f) for f in self.streams(clips))
+        appearance, motion = (F.silu(f) for f in self.streams(clips))  # SiLU: no feature can die
         return {"content": self.heads["content"](appearance), "quality": self.heads["quality"](appearance),
                 "order": self.heads["order"](motion), "motion": self.heads["motion"](motion)}
 
@@ -295,6 +298,7 @@ def _train(dataset, seed: int = 0, num_steps: int | None = None, crop: int = 8) 
     num_steps = TRAIN_STEPS if num_steps is None else num_steps
     data = _TrainingClips(dataset, crop, seed)
     groups = _content_groups(dataset)
+    torch.manual_seed(seed)  # the initial weights too: the same settings give the same network
     net = VideoFeatureNet(data.get_batch(torch.arange(1))[0].shape[1], groups)
 
     def loss_fn(model, batch):
@@ -302,7 +306,6 @@ def _train(dataset, seed: int = 0, num_steps: int | None = None, crop: int = 8) 
         losses = _losses(model(clips), targets, groups)
         return losses["order"] + losses["content"] + 4 * losses["motion"] + 4 * losses["quality"], losses
 
-    torch.manual_seed(seed)
     fit(net, loss_fn, data, num_steps=num_steps, batch_size=32, lr=3e-3, warmup_steps=30, seed=seed,
         device="cpu", progress=False, log_every=100)
     held_out = torch.arange(max(0, len(dataset) - 256), len(dataset))
@@ -333,10 +336,12 @@ def _dataset_of(dataset: Any) -> tuple[Any, str]:
 
 
 class _Keyed:
-    """A dataset with the key its network is cached under; hashed and compared by the key (for lru_cache)."""
+    """A dataset and the training length, with the key their network is cached under; hashed and
+    compared by the key (for lru_cache). The key holds everything that changes the weights: the
+    dataset's settings, the number of training steps and (in the file name) ``_VERSION``."""
 
-    def __init__(self, key: str, dataset: Any):
-        self.key, self.dataset = key, dataset
+    def __init__(self, key: str, dataset: Any, num_steps: int):
+        self.key, self.dataset, self.num_steps = f"{key}-{num_steps}steps", dataset, num_steps
 
     def __hash__(self) -> int:
         return hash(self.key)
@@ -360,7 +365,7 @@ def _load_or_train(keyed: _Keyed) -> VideoFeatureNet:
             return net.eval().requires_grad_(False)
         except (ValueError, KeyError, RuntimeError):
             pass  # a damaged or outdated file: train afresh and overwrite it
-    net, scores = _train(keyed.dataset)
+    net, scores = _train(keyed.dataset, num_steps=keyed.num_steps)
     sample = keyed.dataset.get_batch(torch.arange(1))
     sample = sample[0] if isinstance(sample, tuple) else sample
     net.scores, net.frames, net.size = scores, sample.shape[2], sample.shape[-1]
@@ -380,7 +385,7 @@ def video_feature_network(dataset: Any = "shapes") -> VideoFeatureNet:
     on in ``.frames`` and ``.size``.
     """
     obj, key = _dataset_of(dataset)
-    return _load_or_train(_Keyed(key, obj))
+    return _load_or_train(_Keyed(key, obj, int(TRAIN_STEPS)))
 
 
 def extract_video_features(clips: torch.Tensor, dataset: Any = "shapes", *, batch_size: int = 256) -> torch.Tensor:
