@@ -1,0 +1,62 @@
+"""The lesson-08 checks pass the right answers and explain typical wrong ones."""
+import pytest
+import torch
+
+from vdlearn.checks import ExerciseError
+from vdlearn.checks import lesson08 as checks
+from vdlearn.conditioning import best_of_k, model_input, psnr, sdedit_start
+
+
+def test_model_input_right_and_wrong():
+    checks.check_model_input(model_input)
+
+    def unmasked(x_t, known, mask, aug_level):  # leaks the future
+        out = model_input(x_t, known, mask, aug_level)
+        out[:, 3:6] = known
+        return out
+
+    with pytest.raises(ExerciseError, match="must be zero on frames that are not given"):
+        checks.check_model_input(unmasked)
+
+    def no_level(x_t, known, mask, aug_level):
+        return torch.cat([x_t, known * mask[:, None, :, None, None], mask[:, None, :, None, None].expand(
+            x_t.shape[0], 1, *x_t.shape[2:]).float()], dim=1)
+
+    with pytest.raises(ExerciseError, match="shape"):
+        checks.check_model_input(no_level)
+
+
+def test_best_of_k_right_and_wrong():
+    checks.check_best_of_k_psnr(lambda s, t: best_of_k(s, t, psnr))
+    mean = lambda s, t: psnr(s.flatten(0, 1), t.repeat(s.shape[0], 1, 1, 1, 1)).view(s.shape[0], -1).mean(0)  # noqa: E731
+    with pytest.raises(ExerciseError, match="mean PSNR"):
+        checks.check_best_of_k_psnr(mean)
+    worst = lambda s, t: psnr(s.flatten(0, 1), t.repeat(s.shape[0], 1, 1, 1, 1)).view(s.shape[0], -1).min(0).values  # noqa: E731
+    with pytest.raises(ExerciseError, match="lowest PSNR"):
+        checks.check_best_of_k_psnr(worst)
+
+
+def test_sdedit_start_right_and_wrong():
+    checks.check_sdedit_start(sdedit_start)
+
+    def no_sqrt(video, strength, schedule, noise):
+        t = round(strength * (schedule.num_timesteps - 1))
+        ab = schedule.alphas_cumprod[t].item()
+        return ab * video + (1 - ab) * noise, t
+
+    with pytest.raises(ExerciseError, match="square roots"):
+        checks.check_sdedit_start(no_sqrt)
+
+    def truncating(video, strength, schedule, noise):
+        t = int(strength * (schedule.num_timesteps - 1))
+        x, _ = sdedit_start(video, strength, schedule, noise)
+        return x, t
+
+    with pytest.raises(ExerciseError, match="start timestep"):
+        checks.check_sdedit_start(truncating)
+
+    def unchecked(video, strength, schedule, noise):
+        return sdedit_start(video, min(max(strength, 0.0), 1.0), schedule, noise)
+
+    with pytest.raises(ExerciseError, match="outside"):
+        checks.check_sdedit_start(unchecked)

@@ -1,0 +1,96 @@
+"""Checks for lesson 08, image to video: masked conditioning, best of k, SDEdit."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..conditioning.edit import sdedit_start as reference_sdedit_start
+from ..conditioning.model import model_input as reference_model_input
+from ..conditioning.scores import best_of_k, psnr
+from ..diffusion.schedules import make_schedule
+from . import exercise, expect, expect_close, expect_shape
+
+__all__ = ["check_model_input", "check_best_of_k_psnr", "check_sdedit_start"]
+
+
+def _clips(b: int = 2, c: int = 3, t: int = 5, s: int = 4, seed: int = 0) -> torch.Tensor:
+    return torch.rand(b, c, t, s, s, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@exercise("08.model_input")
+def check_model_input(model_input) -> None:
+    """[x_t, m * known, m, m * aug_level] along the channel axis."""
+    x_t, known = _clips(), _clips(seed=1)
+    mask = torch.tensor([[True, True, False, False, False], [True, False, False, False, True]])
+    aug = torch.tensor([0.1, 0.25])
+    got = model_input(x_t, known, mask, aug)
+    expect_shape(got, (2, 3 + 3 + 1 + 1, 5, 4, 4), "model_input(x_t (2, 3, 5, 4, 4), known, mask, aug_level)")
+    want = reference_model_input(x_t, known, mask, aug)
+    expect(torch.equal(got[:, :3], x_t), "channels 0..C-1 must be the noisy clip x_t itself, unchanged.")
+    expect(torch.allclose(got[:, 6].float(), mask.float()[:, :, None, None].expand(2, 5, 4, 4)),
+           "channel 2C must be the mask, 1 on every pixel of a given frame and 0 elsewhere "
+           "(mask (B, T) -> (B, 1, T, H, W): mask[:, None, :, None, None].expand(...)).")
+    expect((got[:, 3:6][~mask[:, None, :, None, None].expand(2, 3, 5, 4, 4)] == 0).all(),
+           "the known-frame channels must be zero on frames that are not given: multiply known by the mask "
+           "(the model must not see the true future during training).")
+    expect_close(got[:, 3:6], want[:, 3:6], what="the known-frame channels (C..2C-1)",
+                 hint="they are known * mask, the mask broadcast over channels and pixels.")
+    expect_close(got[:, 7], want[:, 7], what="the noise-level channel (2C+1)",
+                 hint="it is mask * aug_level, with aug_level (B,) viewed as (B, 1, 1, 1).")
+    scalar = model_input(x_t, known, mask, 0.3)
+    expect_close(scalar, reference_model_input(x_t, known, mask, 0.3), what="model_input with aug_level=0.3",
+                 hint="aug_level may also be a plain number: torch.as_tensor(aug_level).expand(B) helps.")
+
+
+@exercise("08.best_of_k_psnr")
+def check_best_of_k_psnr(best_of_k_psnr) -> None:
+    """For every clip, the highest PSNR among its k samples: 10 log10(4 / MSE), MSE per sample and clip."""
+    target = _clips(b=3, t=4, seed=2) * 0.8
+    offsets = torch.tensor([0.3, 0.05, 0.1, 0.2])
+    samples = torch.stack([target + o * torch.tensor([1.0, -1.0, 0.5]).view(3, 1, 1, 1, 1) for o in offsets])
+    got = best_of_k_psnr(samples, target)
+    expect_shape(got, (3,), "best_of_k_psnr(samples (4, 3, ...), target (3, ...))")
+    want = best_of_k(samples, target, psnr)
+    mean_psnr = psnr(samples.flatten(0, 1), target.repeat(4, 1, 1, 1, 1)).view(4, 3).mean(0)
+    expect(not torch.allclose(got, mean_psnr, atol=1e-3),
+           "you returned the mean PSNR over the k samples; best-of-k takes the maximum per clip.")
+    worst = psnr(samples.flatten(0, 1), target.repeat(4, 1, 1, 1, 1)).view(4, 3).min(0).values
+    expect(not torch.allclose(got, worst, atol=1e-3),
+           "you returned the lowest PSNR; higher PSNR is better, so take the maximum over the k samples.")
+    pooled = 10 * torch.log10(4 / (samples - target).pow(2).flatten(2).mean(-1)).max(0).values
+    expect_close(got, want, what="best-of-k PSNR", atol=1e-3,
+                 hint=f"PSNR of a clip in [-1, 1] is 10 log10(2^2 / MSE) with the MSE over all its pixels and "
+                      f"frames; then max over dim 0 (the samples). Expected {want.tolist()}"
+                      + ("" if torch.allclose(pooled, want, atol=1e-3) else "."))
+
+
+@exercise("08.sdedit_start")
+def check_sdedit_start(sdedit_start) -> None:
+    """x_{t_s} = sqrt(abar) x + sqrt(1 - abar) eps with t_s = round(s (T - 1)); s = 0 is the clip itself."""
+    schedule = make_schedule("cosine", 100)
+    video = _clips(seed=3)
+    noise = torch.randn(video.shape, generator=torch.Generator().manual_seed(4))
+    for strength in (0.3, 0.75, 1.0):
+        got = sdedit_start(video, strength, schedule, noise)
+        expect(isinstance(got, tuple) and len(got) == 2, "return a pair (x_t, t_start).")
+        x_t, t_start = got
+        want_x, want_t = reference_sdedit_start(video, strength, schedule, noise)
+        expect(int(t_start) == want_t,
+               f"for strength {strength} the start timestep is round({strength} * (T - 1)) = {want_t}, "
+               f"got {t_start}.")
+        ab = schedule.alphas_cumprod[want_t].item()
+        if torch.allclose(x_t, ab * video + (1 - ab) * noise, atol=1e-5):
+            expect(False, "use the square roots: x_t = sqrt(abar_t) x + sqrt(1 - abar_t) eps.")
+        expect_close(x_t, want_x, what=f"x_t for strength {strength}",
+                     hint="noise the clip in closed form (lesson 05): sqrt(abar_t) x + sqrt(1 - abar_t) eps, "
+                          f"abar_t = schedule.alphas_cumprod[t_start] (here {math.sqrt(ab):.3f} x + ...).")
+    x0, t0 = sdedit_start(video, 0.0, schedule, noise)
+    expect(int(t0) == 0 and torch.allclose(x0, video),
+           "strength 0 must return the clip itself (no noise) and t_start 0.")
+    for bad in (-0.2, 1.3):
+        try:
+            sdedit_start(video, bad, schedule, noise)
+        except ValueError:
+            continue
+        expect(False, f"strength {bad} is outside [0, 1]: raise a ValueError that says so.")
