@@ -87,6 +87,17 @@ def test_physics_score_real_is_near_zero_and_corruptions_score_badly(real):
     assert V.physics_score(V.freeze_frames(clips, g), speed=None)["score"] < 0.2
 
 
+def test_physics_rejects_noise_and_blobs_that_fill_the_frame(real):
+    """Pure noise, or one blob over the whole frame, is no compact object: untracked, not lawful."""
+    g = torch.Generator().manual_seed(0)
+    noise = torch.rand(8, 3, 8, 32, 32, generator=g) * 2 - 1
+    blob = torch.ones(8, 3, 8, 32, 32)
+    for clips in (noise, blob):
+        report = V.physics_score(clips)
+        assert report["tracked"] == 0.0 and report["score"] == pytest.approx(8.0)
+    assert V.physics_score(real[0])["tracked"] == 1.0
+
+
 def test_physics_counts_vanished_objects_as_failures(real):
     clips = real[0][:4].clone()
     clips[0, :, 3] = -1.0  # the shape of clip 0 disappears in frame 3

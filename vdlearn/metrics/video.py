@@ -515,7 +515,7 @@ def _bounce(p0: torch.Tensor, v: torch.Tensor, t: torch.Tensor, lo: torch.Tensor
 
 def physics_residuals(clips: torch.Tensor, *, num_objects: int = 1, speed: tuple[float, float] | None = (1.0, 2.5),
                       colors: Sequence[Sequence[float]] | None = None, velocity_step: float = 0.02,
-                      start_tolerance: float = 0.5) -> torch.Tensor:
+                      start_tolerance: float = 0.5, max_extent: float | None = None) -> torch.Tensor:
     """Per-clip RMS distance (B,) in pixels between the tracked paths and the nearest lawful paths.
 
     For each object, a lawful path starts within ``start_tolerance`` px of the first tracked
@@ -527,7 +527,10 @@ def physics_residuals(clips: torch.Tensor, *, num_objects: int = 1, speed: tuple
 
     .. math:: r = \\min_{p_0, v}\\ \\Bigl(\\tfrac1T \\textstyle\\sum_t \\lVert c_t - \\mathrm{bounce}(p_0 + v t)\\rVert^2\\Bigr)^{1/2}.
 
-    The clip's value is the mean over its objects; NaN where an object is missing from a frame.
+    The clip's value is the mean over its objects; NaN where an object is missing from a frame, or
+    is no compact object: its median distance from the centroid to an edge exceeds ``max_extent``
+    px (default 0.3 of the frame; BouncingShapes' shapes have radii up to 0.18). Without that rule,
+    noise or a blob filling the frame would pass as a lawful object that has no room to move.
     """
     if speed is not None and not 0 <= speed[0] <= speed[1]:
         raise ValueError(f"speed must be a (low, high) range of px/frame with 0 <= low <= high, got {speed!r}")
@@ -546,7 +549,9 @@ def physics_residuals(clips: torch.Tensor, *, num_objects: int = 1, speed: tuple
         allowed = (norm >= speed[0] - 1e-6) & (norm <= speed[1] + 1e-6)
     rms = torch.cat([_lawful_rms(c[i:i + 32], lo[i:i + 32], hi[i:i + 32], v, d, allowed)
                      for i in range(0, len(c), 32)])  # (B, K)
-    rms = torch.where(visible.all(dim=-1), rms, torch.full_like(rms, float("nan")))
+    limit = 0.3 * min(clips.shape[-2:]) if max_extent is None else float(max_extent)
+    compact = ext.amax(dim=-1) <= limit  # (B, K)
+    rms = torch.where(visible.all(dim=-1) & compact, rms, torch.full_like(rms, float("nan")))
     return rms.mean(dim=1)
 
 
@@ -569,15 +574,16 @@ def _lawful_rms(c: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, v: torch.Te
 
 def physics_score(clips: torch.Tensor, *, num_objects: int = 1, speed: tuple[float, float] | None = (1.0, 2.5),
                   colors: Sequence[Sequence[float]] | None = None,
-                  untracked_penalty: float | None = None) -> dict[str, float]:
+                  untracked_penalty: float | None = None, max_extent: float | None = None) -> dict[str, float]:
     """The physics score of BouncingShapes-like clips: mean RMS deviation (px) from lawful motion.
 
     Returns ``score`` (the mean over clips, lower is better, real clips about 0), ``median``, and
-    ``tracked`` (the fraction of clips whose objects were visible in every frame). Untracked clips
+    ``tracked`` (the fraction of clips whose objects were visible in every frame and compact, see
+    :func:`physics_residuals`). Untracked clips
     enter the score at ``untracked_penalty`` px (default: a quarter of the frame width). ``speed``
     must be the speed range of the dataset (``BouncingShapes(...).speed``).
     """
-    r = physics_residuals(clips, num_objects=num_objects, speed=speed, colors=colors)
+    r = physics_residuals(clips, num_objects=num_objects, speed=speed, colors=colors, max_extent=max_extent)
     penalty = clips.shape[-1] / 4 if untracked_penalty is None else float(untracked_penalty)
     tracked = torch.isfinite(r)
     filled = torch.where(tracked, r, torch.full_like(r, penalty))
