@@ -19,6 +19,16 @@ in a fresh subprocess per model: the growth of the resident set on a CPU,
 ``torch.cuda.max_memory_allocated`` on a GPU. On a GPU every model runs under bf16 autocast and in
 channels_last; ``--compile`` compiles every model with ``torch.compile``.
 
+Measured on a shared 2-core CPU (1 thread, under heavy load from other jobs, so absolute times are
+inflated; the models alternate, so the ratios hold), torch 2.14.1, video-diffusion-pytorch 0.7.0,
+diffusers 0.42.1, batch 2 clips of 3 x 8 x 32 x 32, float32::
+
+    model                                           params   ms/step  clips/s   peak MB
+    vdlearn SpaceTimeUNet (base 22)              9,393,387    6261.7     0.32      2248
+    video-diffusion-pytorch Unet3D               9,969,475   16627.0     0.12      2315
+    diffusers UNet3DConditionModel              10,076,587   48145.3     0.04      2168
+    SpaceTimeUNet: 2.66x video-diffusion-pytorch, 7.69x diffusers
+
     pip install video-diffusion-pytorch diffusers     # the peers; benchmark-only
     python benchmarks/spacetime_unet_vs_peers.py       # CPU: batch 2 of 8 frames at 32x32
     python benchmarks/spacetime_unet_vs_peers.py --device cuda --batch-size 16 --frames 16 --compile
