@@ -3,6 +3,7 @@
 In the student copy only the cells tagged ``raises-exception`` (the exercises and their checks)
 may fail; every other cell must run, because later cells use vdlearn's reference answers.
 """
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,15 @@ from vdlearn.course.execute import run_lesson
 ROOT = Path(__file__).resolve().parents[1]
 WRITTEN = [lesson for lesson in LESSONS if (ROOT / "solutions" / lesson.filename).exists()]
 pytestmark = pytest.mark.notebooks
+
+
+def _offers_pretrained(lesson) -> bool:
+    cells = json.loads((ROOT / "solutions" / lesson.filename).read_text(encoding="utf-8"))["cells"]
+    return any("parameters" in c.get("metadata", {}).get("tags", []) and "USE_PRETRAINED" in "".join(c["source"])
+               for c in cells)
+
+
+PRETRAINED = [lesson for lesson in WRITTEN if _offers_pretrained(lesson)]
 
 
 def test_the_first_lesson_exists():
@@ -35,3 +45,12 @@ def test_student_notebook_runs_with_nbval(lesson, tmp_path):
            "-p", "no:xdist", "--rootdir", str(tmp_path), str(ROOT / "notebooks" / lesson.filename)]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("lesson", PRETRAINED, ids=[lesson.stem for lesson in PRETRAINED])
+def test_solution_runs_with_the_shipped_model(lesson, tmp_path):
+    """USE_PRETRAINED = True loads the checkpoint from data/checkpoints and the lesson runs on from it."""
+    out = run_lesson(lesson.stem, preset="smoke", output_dir=tmp_path, cwd=tmp_path, timeout=600,
+                     parameters={"USE_PRETRAINED": True})
+    text = out.read_text(encoding="utf-8")
+    assert "loaded the shipped model" in text

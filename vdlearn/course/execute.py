@@ -12,12 +12,13 @@ __all__ = ["run_lesson"]
 
 def run_lesson(lesson: str | int, preset: str = "smoke", output_dir: str | Path | None = None,
                student: bool = False, cwd: str | Path | None = None,
-               timeout: int | None = None) -> Path:
+               timeout: int | None = None, parameters: dict | None = None) -> Path:
     """Execute ``solutions/`` (or, with ``student=True``, ``notebooks/``) lesson in ``preset``.
 
     The executed notebook is written to ``output_dir`` (default ``outputs/executed/``) and its
     path returned. The lesson runs with ``cwd`` as working directory (default: the course root),
-    so the files it writes land in ``cwd/outputs/``. A failing cell raises papermill's
+    so the files it writes land in ``cwd/outputs/``. ``parameters`` overrides more names of the
+    ``parameters`` cell (e.g. ``{"USE_PRETRAINED": True}``). A failing cell raises papermill's
     ``PapermillExecutionError``, which names the cell.
     """
     import papermill
@@ -35,7 +36,7 @@ def run_lesson(lesson: str | int, preset: str = "smoke", output_dir: str | Path 
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
-            str(src), str(out), parameters={"PRESET": preset}, kernel_name="python3",
+            str(src), str(out), parameters={**(parameters or {}), "PRESET": preset}, kernel_name="python3",
             cwd=str(cwd or root), progress_bar=False, execution_timeout=timeout,
         )
     finally:
