@@ -15,8 +15,16 @@ def test_model_input_right_and_wrong():
         out[:, 3:6] = known
         return out
 
-    with pytest.raises(ExerciseError, match="must be zero on frames that are not given"):
+    with pytest.raises(ExerciseError, match="would see the answer"):
         checks.check_model_input(unmasked)
+
+    def zeros(x_t, known, mask, aug_level):  # known * mask: no copy of the given frame
+        out = model_input(x_t, known, mask, aug_level)
+        out[:, 3:6] = known * mask[:, None, :, None, None]
+        return out
+
+    with pytest.raises(ExerciseError, match="latest given frame"):
+        checks.check_model_input(zeros)
 
     def no_level(x_t, known, mask, aug_level):
         return torch.cat([x_t, known * mask[:, None, :, None, None], mask[:, None, :, None, None].expand(

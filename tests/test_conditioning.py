@@ -65,6 +65,13 @@ def test_check_mask_rejects_all_or_none_where_it_makes_no_sense():
     assert C.check_mask(torch.tensor([1, 0, 0, 0]), 2, 4).tolist() == [[True, False, False, False]] * 2
 
 
+def test_nearest_given_copies_only_given_frames():
+    known = torch.arange(5.0).view(1, 1, 5, 1, 1).expand(3, 2, 5, 1, 1)
+    mask = torch.tensor([[False, True, False, False, True], [True, False, False, False, True], [False] * 5])
+    got = C.nearest_given(known, mask)[:, 0].flatten(1)
+    assert got.tolist() == [[1, 1, 1, 1, 4], [0, 0, 0, 0, 4], [0, 0, 0, 0, 0]]
+
+
 # ---- the model and its loss ----------------------------------------------------------------
 def test_model_input_layout():
     x, known = clips(), clips(seed=1)
@@ -72,7 +79,8 @@ def test_model_input_layout():
     inp = C.model_input(x, known, mask, torch.tensor([0.1, 0.3]))
     assert inp.shape == (2, 3 + 3 + 1 + 1, 6, 8, 8)
     assert torch.equal(inp[:, :3], x)
-    assert torch.equal(inp[:, 3:6, :2], known[:, :, :2]) and (inp[:, 3:6, 2:] == 0).all()
+    assert torch.equal(inp[:, 3:6, :2], known[:, :, :2])
+    assert torch.equal(inp[:, 3:6, 2:], known[:, :, 1:2].expand(-1, -1, 4, -1, -1))  # the latest given frame
     assert (inp[:, 6, :2] == 1).all() and (inp[:, 6, 2:] == 0).all()
     assert torch.allclose(inp[1, 7, :2], torch.tensor(0.3)) and (inp[:, 7, 2:] == 0).all()
     with pytest.raises(ValueError, match="aug_level"):

@@ -20,7 +20,7 @@ def _clips(b: int = 2, c: int = 3, t: int = 5, s: int = 4, seed: int = 0) -> tor
 
 @exercise("08.model_input")
 def check_model_input(model_input) -> None:
-    """[x_t, m * known, m, m * aug_level] along the channel axis."""
+    """[x_t, nearest_given(known, mask), m, m * aug_level] along the channel axis."""
     x_t, known = _clips(), _clips(seed=1)
     mask = torch.tensor([[True, True, False, False, False], [True, False, False, False, True]])
     aug = torch.tensor([0.1, 0.25])
@@ -31,11 +31,15 @@ def check_model_input(model_input) -> None:
     expect(torch.allclose(got[:, 6].float(), mask.float()[:, :, None, None].expand(2, 5, 4, 4)),
            "channel 2C must be the mask, 1 on every pixel of a given frame and 0 elsewhere "
            "(mask (B, T) -> (B, 1, T, H, W): mask[:, None, :, None, None].expand(...)).")
-    expect((got[:, 3:6][~mask[:, None, :, None, None].expand(2, 3, 5, 4, 4)] == 0).all(),
-           "the known-frame channels must be zero on frames that are not given: multiply known by the mask "
-           "(the model must not see the true future during training).")
+    hidden = ~mask[:, None, :, None, None].expand(2, 3, 5, 4, 4)
+    expect(not torch.allclose(got[:, 3:6][hidden], known[hidden]),
+           "the known-frame channels hold the true frames that are not given: the model would see the answer "
+           "during training. Use nearest_given(known, mask), which copies only given frames.")
+    expect(not (got[:, 3:6][hidden] == 0).all(),
+           "the known-frame channels are zero on the frames that are not given (known * mask); here every frame "
+           "gets a copy of the latest given frame: nearest_given(known, mask).")
     expect_close(got[:, 3:6], want[:, 3:6], what="the known-frame channels (C..2C-1)",
-                 hint="they are known * mask, the mask broadcast over channels and pixels.")
+                 hint="they are nearest_given(known, mask) from vdlearn.conditioning.")
     expect_close(got[:, 7], want[:, 7], what="the noise-level channel (2C+1)",
                  hint="it is mask * aug_level, with aug_level (B,) viewed as (B, 1, 1, 1).")
     scalar = model_input(x_t, known, mask, 0.3)

@@ -19,13 +19,13 @@ from .edit import check_strength, sdedit, sdedit_start
 from .extend import extend_video
 from .images import FITS, load_image, to_channels
 from .masks import DEFAULT_TASK_PROBS, TASKS, check_mask, mask_to_channel, random_masks, task_mask
-from .model import MaskedVideoDiffusion, augment_condition, masked_diffusion_loss, model_input
+from .model import MaskedVideoDiffusion, augment_condition, masked_diffusion_loss, model_input, nearest_given
 from .sample import animate, conditional_model, interpolate, predict, sample_video
 from .scores import best_of_k, psnr, ssim
 
 __all__ = [
     "TASKS", "DEFAULT_TASK_PROBS", "task_mask", "random_masks", "check_mask", "mask_to_channel",
-    "model_input", "augment_condition", "MaskedVideoDiffusion", "masked_diffusion_loss",
+    "nearest_given", "model_input", "augment_condition", "MaskedVideoDiffusion", "masked_diffusion_loss",
     "conditional_model", "sample_video", "animate", "predict", "interpolate",
     "extend_video",
     "check_strength", "sdedit_start", "sdedit",

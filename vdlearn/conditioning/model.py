@@ -3,11 +3,15 @@
 The known frames and the per-frame mask enter the denoiser as **extra input channels** (the
 "concatenation" conditioning of MCVD and RaMViD, and of Stable Video Diffusion's image condition):
 
-.. math:: \\mathrm{input} = \\bigl[\\,x_t,\\ m \\odot \\tilde c,\\ m,\\ m\\,\\sigma_{aug}\\,\\bigr]
+.. math:: \\mathrm{input} = \\bigl[\\,x_t,\\ \\mathrm{nearest}_m(\\tilde c),\\ m,\\ m\\,\\sigma_{aug}\\,\\bigr]
           \\in \\mathbb R^{(2C + 2) \\times T \\times H \\times W},
 
 with :math:`x_t` the noisy clip, :math:`m` the mask broadcast over pixels, :math:`\\tilde c` the known
-frames and :math:`\\sigma_{aug}` their noise-augmentation level. The network (a
+frames and :math:`\\sigma_{aug}` their noise-augmentation level. :math:`\\mathrm{nearest}_m(\\tilde c)_\\tau`
+is the given frame nearest to frame :math:`\\tau` (the last given one at or before it, else the first
+after it; zeros when nothing is given): every frame sees the appearance of the condition through
+the U-Net's *spatial* layers at once, as Stable Video Diffusion copies its conditioning image to
+every frame, while nothing of the frames that are not given leaks in. The network (a
 :class:`~vdlearn.nn.spacetime_unet.SpaceTimeUNet`) predicts ε, x0 or v of the *whole* clip.
 
 **Noise augmentation** (Ho et al. 2022 "Cascaded diffusion"; Blattmann et al. 2023, SVD sec. 4):
@@ -37,7 +41,7 @@ from ..diffusion.schedules import NoiseSchedule
 from ..nn.spacetime_unet import SpaceTimeUNet, check_clips
 from .masks import check_mask, mask_to_channel, random_masks
 
-__all__ = ["model_input", "augment_condition", "MaskedVideoDiffusion", "masked_diffusion_loss"]
+__all__ = ["nearest_given", "model_input", "augment_condition", "MaskedVideoDiffusion", "masked_diffusion_loss"]
 
 
 def _levels(aug_level: float | torch.Tensor | None, batch: int, like: torch.Tensor) -> torch.Tensor:
@@ -52,9 +56,25 @@ def _levels(aug_level: float | torch.Tensor | None, batch: int, like: torch.Tens
     return level
 
 
+def nearest_given(known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Every frame replaced by the nearest *given* frame of ``known`` (B, C, T, H, W); zeros if none is given.
+
+    Frame :math:`\\tau` takes the last given frame at or before :math:`\\tau`, or, if there is none, the
+    first given frame after it. Given frames stay as they are.
+    """
+    b, _, t = known.shape[:3]
+    mask = check_mask(mask, b, t, allow_all=True).to(known.device)
+    idx = torch.arange(t, device=known.device).expand(b, t)
+    before = torch.where(mask, idx, torch.full_like(idx, -1)).cummax(dim=1).values
+    after = torch.where(mask, idx, torch.full_like(idx, t)).flip(1).cummin(dim=1).values.flip(1)
+    source = torch.where(before >= 0, before, after).clamp(max=t - 1)  # (B, T): which frame to copy
+    out = known.gather(2, source.view(b, 1, t, 1, 1).expand_as(known))
+    return out * mask.any(dim=1).to(known.dtype).view(b, 1, 1, 1, 1)
+
+
 def model_input(x_t: torch.Tensor, known: torch.Tensor, mask: torch.Tensor,
                 aug_level: float | torch.Tensor | None = None) -> torch.Tensor:
-    """The network input :math:`[x_t,\\ m \\odot \\tilde c,\\ m,\\ m\\,\\sigma_{aug}]`, (B, 2C+2, T, H, W).
+    """The network input :math:`[x_t,\\ \\mathrm{nearest}_m(\\tilde c),\\ m,\\ m\\,\\sigma_{aug}]`, (B, 2C+2, T, H, W).
 
     ``x_t`` and ``known`` are (B, C, T, H, W), ``mask`` (B, T) bool, ``aug_level`` a number or (B,).
     """
@@ -63,7 +83,7 @@ def model_input(x_t: torch.Tensor, known: torch.Tensor, mask: torch.Tensor,
                          "(put the given frames at their places; the others may hold anything)")
     m = mask_to_channel(check_mask(mask, x_t.shape[0], x_t.shape[2], allow_all=True), x_t)
     level = _levels(aug_level, x_t.shape[0], x_t).view(-1, 1, 1, 1, 1)
-    return torch.cat([x_t, known.to(x_t.dtype) * m, m, m * level], dim=1)
+    return torch.cat([x_t, nearest_given(known.to(x_t.dtype), mask), m, m * level], dim=1)
 
 
 def augment_condition(known: torch.Tensor, aug_level: float | torch.Tensor,
