@@ -325,3 +325,70 @@ def test_ema_generator_follows_the_warm_up_formula():
         torch.testing.assert_close(e, 0.1 * p0 + 0.9 * p.detach())
     with pytest.raises(ValueError, match="ema_decay"):
         _toy_run(1, ema_decay=1.5)
+
+
+# --------------------------------------------------------------------------- MoCoGAN-style video GAN
+def test_motion_content_generator_shapes_and_latent_layout():
+    from vdlearn.gan import MotionContentGenerator
+    torch.manual_seed(0)
+    g = MotionContentGenerator(content_dim=12, motion_dim=4, channels=3, frames=6, image_size=16, width=8)
+    assert g.latent_dim == 12 + 6 * 4
+    clips = g(torch.randn(5, g.latent_dim))
+    assert clips.shape == (5, 3, 6, 16, 16) and clips.abs().max() <= 1
+    assert g.motion_codes(torch.randn(5, g.latent_dim)).shape == (5, 6, 4)
+
+
+def test_motion_path_is_causal_and_content_is_shared_by_all_frames():
+    """Changing the innovation of frame k changes frames k.. but never an earlier one; the content code
+    enters every frame."""
+    from vdlearn.gan import MotionContentGenerator
+    torch.manual_seed(0)
+    g = MotionContentGenerator(content_dim=8, motion_dim=4, channels=1, frames=5, image_size=8, width=8).eval()
+    z = torch.randn(2, g.latent_dim)
+    z2 = z.clone()
+    k = 3
+    z2[:, 8 + k * 4: 8 + (k + 1) * 4] += 1.0
+    a, b = g(z), g(z2)
+    assert torch.allclose(a[:, :, :k], b[:, :, :k])
+    assert not torch.allclose(a[:, :, k:], b[:, :, k:])
+    z3 = z.clone()
+    z3[:, :8] += 1.0
+    changed = (g(z3) - a).abs().flatten(3).amax(-1)          # (B, C, T)
+    assert (changed > 1e-4).all()
+
+
+def test_frame_and_clip_discriminator_gives_two_logits_and_pairs_with_the_generator():
+    from vdlearn.gan import FrameAndClipDiscriminator, MotionContentGenerator
+    torch.manual_seed(0)
+    d = FrameAndClipDiscriminator(channels=3, frames=8, image_size=16, width=8, frames_per_clip=3)
+    assert d(torch.rand(4, 3, 8, 16, 16) * 2 - 1).shape == (4, 2)
+    check_pair(MotionContentGenerator(channels=3, frames=8, image_size=16, width=8), d)
+    with pytest.raises(ValueError, match=r"expected clips \(B, 3, 8, 16, 16\)"):
+        d(torch.zeros(4, 3, 6, 16, 16))
+    with pytest.raises(ValueError, match="frames_per_clip"):
+        FrameAndClipDiscriminator(frames=4, frames_per_clip=5)
+
+
+def test_instance_noise_reaches_every_discriminator_input():
+    """With instance_noise = s, the real batch the discriminator sees differs from the data by N(0, s^2)."""
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        channels, image_size = 1, 8
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return self.w * x.flatten(1).mean(1)
+
+    data = torch.zeros(64, 1, 8, 8)
+    train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), Recorder(), data, num_steps=2,
+              batch_size=32, instance_noise=0.5, progress=False, device="cpu")
+    real_seen = seen[0]                                   # the first call of a step is on real data
+    assert real_seen.std().item() == pytest.approx(0.5, rel=0.1) and real_seen.mean().abs() < 0.05
+    with pytest.raises(ValueError, match="instance_noise"):
+        train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), Recorder(), data, num_steps=1,
+                  batch_size=32, instance_noise=-1.0, progress=False, device="cpu")

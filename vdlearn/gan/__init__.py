@@ -8,7 +8,9 @@
 from .losses import LOSSES, check_loss_name, discriminator_loss, generator_loss, r1_penalty
 from .models import (
     Discriminator,
+    FrameAndClipDiscriminator,
     Generator,
+    MotionContentGenerator,
     MinibatchStd,
     MLPDiscriminator,
     MLPGenerator,
@@ -23,7 +25,7 @@ from .training import GANResult, train_gan
 __all__ = [
     "LOSSES", "check_loss_name", "discriminator_loss", "generator_loss", "r1_penalty",
     "MLPGenerator", "MLPDiscriminator", "Generator", "Discriminator",
-    "VideoGenerator", "VideoDiscriminator", "check_pair", "dcgan_init", "MinibatchStd",
+    "VideoGenerator", "VideoDiscriminator", "MotionContentGenerator", "FrameAndClipDiscriminator", "check_pair", "dcgan_init", "MinibatchStd",
     "gaussian_pdf", "optimal_discriminator", "value_on_grid", "kl_divergence", "js_divergence",
     "GANResult", "train_gan",
 ]

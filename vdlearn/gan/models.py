@@ -29,6 +29,8 @@ __all__ = [
     "Discriminator",
     "VideoGenerator",
     "VideoDiscriminator",
+    "MotionContentGenerator",
+    "FrameAndClipDiscriminator",
     "check_pair",
     "dcgan_init",
     "MinibatchStd",
@@ -331,6 +333,83 @@ class VideoDiscriminator(nn.Module):
                      "Clips are (batch, C, T, H, W); build the generator and discriminator with the same "
                      "channels, frames and image_size.")
         return self.head(self.features(x.contiguous(memory_format=torch.channels_last_3d))).squeeze(1)
+
+
+class MotionContentGenerator(_Sampler):
+    r"""MoCoGAN (Tulyakov et al. 2018): one image generator for every frame, a recurrent net for motion.
+
+    The latent :math:`z` of width ``content_dim + frames * motion_dim`` is split into a *content*
+    code :math:`z_c` (what is in the clip: shape, colour) and one motion innovation
+    :math:`\epsilon_t` per frame. A GRU turns the innovations into a path of motion codes
+    :math:`m_t = \mathrm{GRU}(\epsilon_t, m_{t-1})`, and every frame is drawn by the same DCGAN
+    :class:`Generator`:
+
+    .. math:: x_t = G_{\rm img}([z_c, m_t]), \qquad t = 1, \dots, T .
+
+    Content stays fixed along a clip by construction; only the motion codes change, one small
+    step at a time. All frames go through the image generator as one batch of ``B*T`` images.
+    """
+
+    def __init__(self, content_dim: int = 48, motion_dim: int = 16, channels: int = 3, frames: int = 16,
+                 image_size: int = 32, width: int = 32):
+        super().__init__()
+        for name, value in [("content_dim", content_dim), ("motion_dim", motion_dim), ("frames", frames)]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.content_dim, self.motion_dim, self.frames = content_dim, motion_dim, frames
+        self.latent_dim = content_dim + frames * motion_dim
+        self.channels, self.image_size = channels, image_size
+        self.motion = nn.GRUCell(motion_dim, motion_dim)
+        self.frame_generator = Generator(content_dim + motion_dim, channels, image_size, width)
+        self.frame_generator.apply(dcgan_init)
+
+    def motion_codes(self, z: torch.Tensor) -> torch.Tensor:
+        r"""The motion path :math:`m_1, \dots, m_T` of latents ``z``: ``(B, T, motion_dim)``."""
+        eps = z[:, self.content_dim:].reshape(len(z), self.frames, self.motion_dim)
+        m = torch.zeros(len(z), self.motion_dim, device=z.device, dtype=z.dtype)
+        path = []
+        for t in range(self.frames):  # a recurrence over T (16) small steps; the frames are one batch
+            m = self.motion(eps[:, t], m)
+            path.append(m)
+        return torch.stack(path, dim=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check_latent(z, self.latent_dim, "MotionContentGenerator")
+        b, t = len(z), self.frames
+        content = z[:, :self.content_dim, None].expand(b, self.content_dim, t).transpose(1, 2)
+        codes = torch.cat([content, self.motion_codes(z)], dim=-1).reshape(b * t, -1)
+        frames = self.frame_generator(codes)                                  # (B*T, C, H, W)
+        return frames.reshape(b, t, *frames.shape[1:]).transpose(1, 2)        # (B, C, T, H, W)
+
+
+class FrameAndClipDiscriminator(nn.Module):
+    """Two critics in one module (MoCoGAN): a DCGAN :class:`Discriminator` judges single frames,
+    a :class:`VideoDiscriminator` judges whole clips. The output is both logits, ``(B, 2)``:
+    column 0 the frame critic's (averaged over ``frames_per_clip`` random frames of each clip),
+    column 1 the clip critic's. Every loss of :mod:`vdlearn.gan.losses` averages over all logits,
+    so the two critics' losses are averaged too.
+    """
+
+    def __init__(self, channels: int = 3, frames: int = 16, image_size: int = 32, width: int = 32,
+                 frames_per_clip: int = 4, spectral_norm: bool = False, minibatch_std: bool = False):
+        super().__init__()
+        if not isinstance(frames_per_clip, int) or not 1 <= frames_per_clip <= frames:
+            raise ValueError(f"frames_per_clip must be an int in [1, frames={frames}], got {frames_per_clip!r}")
+        self.channels, self.frames, self.image_size, self.frames_per_clip = channels, frames, image_size, frames_per_clip
+        self.frame_critic = Discriminator(channels, image_size, width, spectral_norm=spectral_norm,
+                                          minibatch_std=minibatch_std)
+        self.clip_critic = VideoDiscriminator(channels, frames, image_size, width, factorized=True,
+                                              spectral_norm=spectral_norm, minibatch_std=minibatch_std)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        if clips.ndim != 5 or clips.shape[1:] != (self.channels, self.frames, self.image_size, self.image_size):
+            raise ValueError(f"expected clips (B, {self.channels}, {self.frames}, {self.image_size}, "
+                             f"{self.image_size}), got {tuple(clips.shape)}")
+        b, k = len(clips), self.frames_per_clip
+        pick = torch.rand(b, self.frames, device=clips.device).argsort(dim=1)[:, :k]   # k distinct frames
+        frames = clips.transpose(1, 2)[torch.arange(b, device=clips.device)[:, None], pick]  # (B, k, C, H, W)
+        frame_logits = self.frame_critic(frames.flatten(0, 1)).reshape(b, k).mean(dim=1)
+        return torch.stack([frame_logits, self.clip_critic(clips)], dim=1)
 
 
 def check_pair(generator: nn.Module, discriminator: nn.Module) -> None:

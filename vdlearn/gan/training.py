@@ -120,6 +120,7 @@ def train_gan(
     loss: str = "nonsaturating",
     r1_gamma: float = 0.0,
     d_steps: int = 1,
+    instance_noise: float = 0.0,
     ema_decay: float | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -134,7 +135,10 @@ def train_gan(
     ``data`` is a Dataset (``get_batch`` is used when present; ``(x, label)`` items give ``x``)
     or a tensor of examples. ``loss`` is ``"minimax"``, ``"nonsaturating"`` or ``"hinge"``;
     ``r1_gamma > 0`` adds :math:`\\tfrac{\\gamma}{2} R_1` to the discriminator's loss; ``lr_d``
-    defaults to ``lr``. The history logs, averaged over each ``log_every`` steps: ``d_loss``,
+    defaults to ``lr``. ``instance_noise = s > 0`` adds :math:`\\mathcal N(0, s^2)` noise to every
+    input of the discriminator, real and generated (Sønderby et al. 2016): data whose pixels sit
+    exactly on a few values (a black background) and a generator's output then overlap, so the
+    discriminator cannot win by telling exact values apart, and its gradient stays informative. The history logs, averaged over each ``log_every`` steps: ``d_loss``,
     ``g_loss``, ``d_real`` and ``d_fake`` (the mean :math:`\\sigma(l)` on real and fake
     inputs), ``g_grad_norm`` and, with R1, ``r1``. ``callback(step, generator)`` runs at each log.
     """
@@ -144,6 +148,8 @@ def train_gan(
         raise ValueError(f"need num_steps >= 0 and d_steps >= 1, got {num_steps} and {d_steps}")
     if r1_gamma < 0:
         raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma}")
+    if instance_noise < 0:
+        raise ValueError(f"instance_noise is a standard deviation and must be >= 0, got {instance_noise}")
     device = torch.device(device) if device is not None else get_device()
     generator.to(device)
     discriminator.to(device)
@@ -159,6 +165,11 @@ def train_gan(
     batches = _Batches(len(data), batch_size, seed)
     history: dict[str, list[float]] = {"step": []}
     config = {"batch_size": batch_size, "seed": seed, "loss": loss, "r1_gamma": r1_gamma, "d_steps": d_steps}
+    if instance_noise:
+        config["instance_noise"] = instance_noise
+
+    def noisy(x: torch.Tensor) -> torch.Tensor:
+        return x + instance_noise * torch.randn_like(x) if instance_noise else x
     start = 0
 
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -213,7 +224,7 @@ def train_gan(
             with autocast(device):
                 with torch.no_grad():
                     fake = generator(z)
-                real_logits, fake_logits = discriminator(real), discriminator(fake)
+                real_logits, fake_logits = discriminator(noisy(real)), discriminator(noisy(fake))
                 d_loss = discriminator_loss(real_logits, fake_logits, loss)
                 total = d_loss
                 if r1_gamma > 0:
@@ -229,7 +240,7 @@ def train_gan(
         # ---- generator: minimise L_G through a frozen discriminator
         z = torch.randn(batch_size, latent_dim, device=device)
         with _frozen(discriminator), autocast(device):
-            g_loss = generator_loss(discriminator(generator(z)), loss)
+            g_loss = generator_loss(discriminator(noisy(generator(z))), loss)
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         logs["g_grad_norm"] = _grad_norm(generator)
