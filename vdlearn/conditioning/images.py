@@ -61,7 +61,7 @@ def _from_source(source: Any) -> tuple[torch.Tensor, bool]:
         is_uint8 = array.dtype == np.uint8
         if not (is_uint8 or np.issubdtype(array.dtype, np.floating)):
             raise ValueError(f"image arrays must be uint8 or float, got {array.dtype}")
-        return torch.from_numpy(np.ascontiguousarray(array)).float(), is_uint8
+        return torch.from_numpy(np.array(array, dtype=np.float32)), is_uint8  # a copy: PIL's arrays are read-only
     if isinstance(source, torch.Tensor):
         x = source.detach().cpu()
         if x.ndim == 4 and x.shape[0] == 1:
