@@ -77,3 +77,27 @@ def test_shipped_digit_model_draws_the_digits_it_is_asked_for():
                         steps=20, prediction_type="v", clip_x0=True, generator=torch.Generator().manual_seed(0))
     assert images.shape == (20, 1, 28, 28) and torch.isfinite(images).all()
     assert class_agreement(images.clamp(-1, 1), labels) >= 0.8
+
+
+def test_shipped_video_model_makes_clips_with_one_moving_object():
+    """Lesson 07's shipped SpaceTimeUNet: its clips contain a compact object the tracker follows, moving
+    about as much as in real BouncingShapes clips."""
+    try:
+        entries = pretrained.manifest()
+    except FileNotFoundError:
+        pytest.skip("this checkout ships no checkpoints")
+    if "07_spacetime_unet_shapes" not in entries:
+        pytest.skip("this checkout does not ship lesson 07's model")
+    from vdlearn.data import BouncingShapes
+    from vdlearn.diffusion import dpm_solver_pp_sample, make_schedule
+    from vdlearn.metrics import video as V
+
+    model = pretrained.load_pretrained("07_spacetime_unet_shapes")
+    frames = entries["07_spacetime_unet_shapes"]["kwargs"]["max_frames"]
+    noise = torch.randn(12, 3, frames, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        clips = dpm_solver_pp_sample(model, noise, make_schedule("cosine", 1000), steps=12, prediction_type="v",
+                                     clip_x0=True).clamp(-1, 1)
+    real = BouncingShapes(64, frames=frames, size=32, seed=1).get_batch(torch.arange(64))
+    assert 0.3 < V.motion_stats(clips, real)["energy_ratio"] < 3.0
+    assert V.physics_score(clips)["tracked"] >= 0.5
