@@ -392,3 +392,26 @@ def test_instance_noise_reaches_every_discriminator_input():
     with pytest.raises(ValueError, match="instance_noise"):
         train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), Recorder(), data, num_steps=1,
                   batch_size=32, instance_noise=-1.0, progress=False, device="cpu")
+
+
+def test_instance_noise_can_be_annealed():
+    """instance_noise=(s0, s1): the first step's real batch carries noise of std s0, the last step's s1."""
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        channels, image_size = 1, 8
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            seen.append(x.detach().clone())
+            return self.w * x.flatten(1).mean(1)
+
+    train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), Recorder(), torch.zeros(64, 1, 8, 8),
+              num_steps=3, batch_size=32, instance_noise=(0.6, 0.0), progress=False, device="cpu")
+    per_step = len(seen) // 3                         # D on real, D on fake, D on G's output
+    assert seen[0].std().item() == pytest.approx(0.6, rel=0.1)
+    assert seen[per_step].std().item() == pytest.approx(0.3, rel=0.1)
+    assert seen[2 * per_step].abs().max().item() == 0.0

@@ -120,7 +120,7 @@ def train_gan(
     loss: str = "nonsaturating",
     r1_gamma: float = 0.0,
     d_steps: int = 1,
-    instance_noise: float = 0.0,
+    instance_noise: float | tuple[float, float] = 0.0,
     ema_decay: float | None = None,
     seed: int = 0,
     device: torch.device | str | None = None,
@@ -138,7 +138,9 @@ def train_gan(
     defaults to ``lr``. ``instance_noise = s > 0`` adds :math:`\\mathcal N(0, s^2)` noise to every
     input of the discriminator, real and generated (Sønderby et al. 2016): data whose pixels sit
     exactly on a few values (a black background) and a generator's output then overlap, so the
-    discriminator cannot win by telling exact values apart, and its gradient stays informative. The history logs, averaged over each ``log_every`` steps: ``d_loss``,
+    discriminator cannot win by telling exact values apart, and its gradient stays informative.
+    ``instance_noise = (s0, s1)`` anneals the standard deviation linearly from ``s0`` at the first
+    step to ``s1`` at the last: coarse shapes first, details later. The history logs, averaged over each ``log_every`` steps: ``d_loss``,
     ``g_loss``, ``d_real`` and ``d_fake`` (the mean :math:`\\sigma(l)` on real and fake
     inputs), ``g_grad_norm`` and, with R1, ``r1``. ``callback(step, generator)`` runs at each log.
     """
@@ -148,8 +150,11 @@ def train_gan(
         raise ValueError(f"need num_steps >= 0 and d_steps >= 1, got {num_steps} and {d_steps}")
     if r1_gamma < 0:
         raise ValueError(f"r1_gamma must be >= 0, got {r1_gamma}")
-    if instance_noise < 0:
-        raise ValueError(f"instance_noise is a standard deviation and must be >= 0, got {instance_noise}")
+    noise_from, noise_to = (instance_noise, instance_noise) if isinstance(instance_noise, (int, float)) \
+        else tuple(instance_noise)
+    if noise_from < 0 or noise_to < 0:
+        raise ValueError(f"instance_noise is a standard deviation (or a pair: first and last) and must be >= 0, "
+                         f"got {instance_noise}")
     device = torch.device(device) if device is not None else get_device()
     generator.to(device)
     discriminator.to(device)
@@ -165,11 +170,12 @@ def train_gan(
     batches = _Batches(len(data), batch_size, seed)
     history: dict[str, list[float]] = {"step": []}
     config = {"batch_size": batch_size, "seed": seed, "loss": loss, "r1_gamma": r1_gamma, "d_steps": d_steps}
-    if instance_noise:
-        config["instance_noise"] = instance_noise
+    if noise_from or noise_to:
+        config["instance_noise"] = [float(noise_from), float(noise_to)]
+    noise_std = 0.0
 
     def noisy(x: torch.Tensor) -> torch.Tensor:
-        return x + instance_noise * torch.randn_like(x) if instance_noise else x
+        return x + noise_std * torch.randn_like(x) if noise_std else x
     start = 0
 
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
@@ -212,6 +218,7 @@ def train_gan(
     window: dict[str, list[torch.Tensor]] = {}
     for step in range(start, num_steps):
         logs: dict[str, torch.Tensor] = {}
+        noise_std = noise_from + (noise_to - noise_from) * step / max(1, num_steps - 1)
         # ---- discriminator: minimise L_D (+ gamma/2 R1) on real data and detached fakes
         for k in range(d_steps):
             real = _real(to_device(make_batch(data, batches(step * d_steps + k)), device))
