@@ -369,28 +369,31 @@ def test_frame_and_clip_discriminator_gives_two_logits_and_pairs_with_the_genera
         FrameAndClipDiscriminator(frames=4, frames_per_clip=5)
 
 
+class _Recorder(torch.nn.Module):
+    """A linear critic on 1x8x8 images that keeps a copy of every input it is shown in ``seen``."""
+    channels, image_size = 1, 8
+
+    def __init__(self, seen: list):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.seen = seen
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.w * x.flatten(1).mean(1)
+
+
 def test_instance_noise_reaches_every_discriminator_input():
     """With instance_noise = s, the real batch the discriminator sees differs from the data by N(0, s^2)."""
     seen = []
 
-    class Recorder(torch.nn.Module):
-        channels, image_size = 1, 8
-
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x):
-            seen.append(x.detach().clone())
-            return self.w * x.flatten(1).mean(1)
-
     data = torch.zeros(64, 1, 8, 8)
-    train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), Recorder(), data, num_steps=2,
+    train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), _Recorder(seen), data, num_steps=2,
               batch_size=32, instance_noise=0.5, progress=False, device="cpu")
     real_seen = seen[0]                                   # the first call of a step is on real data
     assert real_seen.std().item() == pytest.approx(0.5, rel=0.1) and real_seen.mean().abs() < 0.05
     with pytest.raises(ValueError, match="instance_noise"):
-        train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), Recorder(), data, num_steps=1,
+        train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), _Recorder(seen), data, num_steps=1,
                   batch_size=32, instance_noise=-1.0, progress=False, device="cpu")
 
 
@@ -398,18 +401,7 @@ def test_instance_noise_can_be_annealed():
     """instance_noise=(s0, s1): the first step's real batch carries noise of std s0, the last step's s1."""
     seen = []
 
-    class Recorder(torch.nn.Module):
-        channels, image_size = 1, 8
-
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1))
-
-        def forward(self, x):
-            seen.append(x.detach().clone())
-            return self.w * x.flatten(1).mean(1)
-
-    train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), Recorder(), torch.zeros(64, 1, 8, 8),
+    train_gan(Generator(latent_dim=4, channels=1, image_size=8, width=8), _Recorder(seen), torch.zeros(64, 1, 8, 8),
               num_steps=3, batch_size=32, instance_noise=(0.6, 0.0), progress=False, device="cpu")
     per_step = len(seen) // 3                         # D on real, D on fake, D on G's output
     assert seen[0].std().item() == pytest.approx(0.6, rel=0.1)

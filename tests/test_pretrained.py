@@ -57,15 +57,21 @@ def test_shipped_checkpoints_verify_and_load():
     assert total < 25 * 2**20, "shipped checkpoints should stay small (about 20 MB together)"
 
 
-def test_shipped_digit_model_draws_the_digits_it_is_asked_for():
-    """Lesson 06's shipped UNet2D, sampled in 20 DPM-Solver++ steps with guidance, makes digits the
-    course's classifier reads as the requested class."""
+def _shipped(name):
+    """The manifest, or skip the test when this checkout does not ship checkpoint ``name``."""
     try:
         entries = pretrained.manifest()
     except FileNotFoundError:
         pytest.skip("this checkout ships no checkpoints")
-    if "06_unet2d_digits" not in entries:
-        pytest.skip("this checkout does not ship lesson 06's model")
+    if name not in entries:
+        pytest.skip(f"this checkout does not ship {name}")
+    return entries
+
+
+def test_shipped_digit_model_draws_the_digits_it_is_asked_for():
+    """Lesson 06's shipped UNet2D, sampled in 20 DPM-Solver++ steps with guidance, makes digits the
+    course's classifier reads as the requested class."""
+    _shipped("06_unet2d_digits")
     from vdlearn.diffusion import classifier_free_guidance, make_schedule, sample
     from vdlearn.metrics import class_agreement
 
@@ -82,12 +88,7 @@ def test_shipped_digit_model_draws_the_digits_it_is_asked_for():
 def test_shipped_video_model_makes_clips_with_one_moving_object():
     """Lesson 07's shipped SpaceTimeUNet: its clips contain a compact object the tracker follows, moving
     about as much as in real BouncingShapes clips."""
-    try:
-        entries = pretrained.manifest()
-    except FileNotFoundError:
-        pytest.skip("this checkout ships no checkpoints")
-    if "07_spacetime_unet_shapes" not in entries:
-        pytest.skip("this checkout does not ship lesson 07's model")
+    entries = _shipped("07_spacetime_unet_shapes")
     from vdlearn.data import BouncingShapes
     from vdlearn.diffusion import dpm_solver_pp_sample, make_schedule
     from vdlearn.metrics import video as V
