@@ -14,12 +14,13 @@ the single-process run.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["launched_by_torchrun", "setup", "rank", "world_size", "is_main_process", "all_reduce_mean"]
+__all__ = ["launched_by_torchrun", "setup", "cleanup", "rank", "world_size", "is_main_process", "all_reduce_mean"]
 
 
 def launched_by_torchrun() -> bool:
@@ -37,7 +38,19 @@ def setup(device: torch.device | None = None) -> torch.device:
         device, backend = torch.device("cpu"), "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
+        atexit.register(cleanup)   # leave the group before the interpreter tears down its threads
     return device
+
+
+def cleanup() -> None:
+    """Leave the process group (safe to call twice, or when none was joined).
+
+    :func:`setup` registers it to run at exit: a process that ends with the group still open can
+    abort in the communication library's background threads ("terminate called without an active
+    exception") after its work is done.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank() -> int:
