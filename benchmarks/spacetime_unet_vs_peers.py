@@ -36,22 +36,17 @@ diffusers 0.42.1, batch 2 clips of 3 x 8 x 32 x 32, float32::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
-import time
 import warnings
 
 import torch
 
-from vdlearn.diffusion.objectives import diffusion_loss
-from vdlearn.diffusion.schedules import make_schedule
+from _measure import Trainer, memory_in_subprocess, peak_memory_mb, random_batch
 from vdlearn.nn.spacetime_unet import SpaceTimeUNet
-from vdlearn.nn.unet2d import count_parameters, prepare_model
+from vdlearn.nn.unet2d import count_parameters
 
 MULTS = (1, 2, 4, 8)
 VDP = dict(dim=32, dim_mults=MULTS)
@@ -112,68 +107,22 @@ def build_all(channels: int, frames: int) -> dict[str, torch.nn.Module]:
     return models
 
 
-class Trainer:
-    """One model, its optimiser and a fixed batch of clips: ``step()`` runs and times one training step."""
-
-    def __init__(self, model, device, args):
-        self.device = device
-        self.model = prepare_model(model, device)  # channels_last on CUDA
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4, fused=device.type == "cuda" or None)
-        self.forward = torch.compile(self.model) if args.compile else self.model
-        g = torch.Generator().manual_seed(0)
-        shape = (args.batch_size, args.channels, args.frames, args.resolution, args.resolution)
-        self.x = (torch.rand(shape, generator=g) * 2 - 1).to(device)
-        self.schedule = make_schedule("cosine", 1000)
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                         else contextlib.nullcontext())
-
-    def step(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        with self.autocast:
-            loss = diffusion_loss(lambda x, t: self.forward(x, t), self.x, self.schedule)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def batch_of(args) -> torch.Tensor:
+    return random_batch((args.batch_size, args.channels, args.frames, args.resolution, args.resolution))
 
 
 def measure_memory(args) -> None:
     """Subprocess entry: peak memory of a few training steps of one model, printed as JSON."""
-    device = torch.device(args.device)
     model = build_all(args.channels, args.frames)[args.memory_of]
-    trainer = Trainer(model, device, args)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-    else:
-        before = _rss_bytes()
-    for _ in range(2):
-        trainer.step()
-    peak = (torch.cuda.max_memory_allocated() - before if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
-    print(json.dumps({"peak_mb": peak / 2**20}))
+    trainer = Trainer(model, torch.device(args.device), batch_of(args), args.compile)
+    print(json.dumps({"peak_mb": peak_memory_mb(trainer, steps=2)}))
 
 
-def memory_in_subprocess(name: str, args) -> float | None:
-    cmd = [sys.executable, __file__, "--memory-of", name, "--device", args.device,
-           "--batch-size", str(args.batch_size), "--frames", str(args.frames),
-           "--resolution", str(args.resolution), "--channels", str(args.channels)]
-    cmd += ["--compile"] if args.compile else []
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        print(out.stderr[-2000:], file=sys.stderr)
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+def memory_of(name: str, args) -> float | None:
+    return memory_in_subprocess(__file__, [
+        "--memory-of", name, "--device", args.device, "--batch-size", str(args.batch_size),
+        "--frames", str(args.frames), "--resolution", str(args.resolution), "--channels", str(args.channels)]
+        + (["--compile"] if args.compile else []))
 
 
 def main() -> None:
@@ -200,7 +149,7 @@ def main() -> None:
     models = build_all(args.channels, args.frames)
     params = {k: count_parameters(m) for k, m in models.items()}
     names = {**NAMES, "ours": f"{NAMES['ours']} (base {models['ours'].image.input_conv.out_channels})"}
-    trainers = {k: Trainer(m, device, args) for k, m in models.items()}
+    trainers = {k: Trainer(m, device, batch_of(args), args.compile) for k, m in models.items()}
     for _ in range(args.warmup):
         for trainer in trainers.values():
             trainer.step()
@@ -208,7 +157,7 @@ def main() -> None:
     for _ in range(args.steps):  # alternate, so that a busy machine slows every model alike
         for k, trainer in trainers.items():
             times[k].append(trainer.step())
-    memory = {k: (None if args.no_memory else memory_in_subprocess(k, args)) for k in trainers}
+    memory = {k: (None if args.no_memory else memory_of(k, args)) for k in trainers}
 
     from importlib.metadata import version
     clip = f"{args.channels} x {args.frames} x {args.resolution} x {args.resolution}"

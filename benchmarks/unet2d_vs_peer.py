@@ -18,18 +18,14 @@ On a GPU both models run under bf16 autocast, ours in channels_last (``vdlearn.n
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import resource
 import statistics
-import subprocess
 import sys
-import time
 
 import torch
 
-from vdlearn.diffusion import diffusion_loss, make_schedule
-from vdlearn.nn import UNet2D, count_parameters, prepare_model
+from _measure import Trainer, memory_in_subprocess, peak_memory_mb, random_batch
+from vdlearn.nn import UNet2D, count_parameters
 
 PEER = dict(dim=32, dim_mults=(1, 2, 4, 8))
 
@@ -63,69 +59,20 @@ def build(name: str, channels: int) -> torch.nn.Module:
     return peer if name == "peer" else build_ours(channels, count_parameters(peer))
 
 
-class Trainer:
-    """One model, its optimiser and a fixed batch: ``step()`` runs and times one training step."""
-
-    def __init__(self, model, device, batch_size, resolution, channels, compile_model):
-        self.device = device
-        self.model = prepare_model(model, device)  # channels_last on CUDA
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=1e-4,
-                                           fused=device.type == "cuda" or None)
-        self.forward = torch.compile(self.model) if compile_model else self.model
-        g = torch.Generator().manual_seed(0)
-        self.x = (torch.rand(batch_size, channels, resolution, resolution, generator=g) * 2 - 1).to(device)
-        if device.type == "cuda":
-            self.x = self.x.contiguous(memory_format=torch.channels_last)
-        self.schedule = make_schedule("cosine", 1000)
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                         else contextlib.nullcontext())
-
-    def step(self) -> float:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        with self.autocast:
-            loss = diffusion_loss(lambda x, t: self.forward(x, t), self.x, self.schedule)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+def batch_of(args) -> torch.Tensor:
+    return random_batch((args.batch_size, args.channels, args.resolution, args.resolution))
 
 
 def measure_memory(args) -> None:
     """Subprocess entry: peak memory of a few training steps of one model, printed as JSON."""
-    device = torch.device(args.device)
-    model = build(args.memory_of, args.channels)
-    trainer = Trainer(model, device, args.batch_size, args.resolution, args.channels, args.compile)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-    else:
-        before = _rss_bytes()
-    for _ in range(3):
-        trainer.step()
-    peak = (torch.cuda.max_memory_allocated() - before if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
-    print(json.dumps({"peak_mb": peak / 2**20}))
+    trainer = Trainer(build(args.memory_of, args.channels), torch.device(args.device), batch_of(args), args.compile)
+    print(json.dumps({"peak_mb": peak_memory_mb(trainer, steps=3)}))
 
 
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
-
-
-def memory_in_subprocess(name: str, args) -> float | None:
-    cmd = [sys.executable, __file__, "--memory-of", name, "--device", args.device,
-           "--batch-size", str(args.batch_size), "--resolution", str(args.resolution),
-           "--channels", str(args.channels)] + (["--compile"] if args.compile else [])
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        print(out.stderr[-2000:], file=sys.stderr)
-        return None
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"]
+def memory_of(name: str, args) -> float | None:
+    return memory_in_subprocess(__file__, [
+        "--memory-of", name, "--device", args.device, "--batch-size", str(args.batch_size),
+        "--resolution", str(args.resolution), "--channels", str(args.channels)] + (["--compile"] if args.compile else []))
 
 
 def main() -> None:
@@ -149,8 +96,7 @@ def main() -> None:
     names = {"ours": f"vdlearn UNet2D (base {models['ours'].input_conv.out_channels})",
              "peer": f"denoising-diffusion-pytorch Unet (dim {PEER['dim']})"}
     params = {k: count_parameters(m) for k, m in models.items()}
-    trainers = {k: Trainer(m, device, args.batch_size, args.resolution, args.channels, args.compile)
-                for k, m in models.items()}
+    trainers = {k: Trainer(m, device, batch_of(args), args.compile) for k, m in models.items()}
     for _ in range(args.warmup):
         for trainer in trainers.values():
             trainer.step()
@@ -158,7 +104,7 @@ def main() -> None:
     for _ in range(args.steps):  # alternate, so that a busy machine slows both alike
         for k, trainer in trainers.items():
             times[k].append(trainer.step())
-    memory = {k: memory_in_subprocess(k, args) for k in trainers}
+    memory = {k: memory_of(k, args) for k in trainers}
 
     from importlib.metadata import version
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
