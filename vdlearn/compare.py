@@ -54,10 +54,11 @@ def nearest_neighbour_distance(samples: torch.Tensor, reference: torch.Tensor, *
         raise ValueError(f"samples {tuple(samples.shape)} and reference {tuple(reference.shape)} must have the same "
                          "shape after the first (example) axis")
     a = samples.reshape(len(samples), -1).double()
-    b = reference.reshape(len(reference), -1).double()
-    best = torch.full((len(a),), math.inf, dtype=torch.float64)
-    for i in range(0, len(b), chunk_size):
-        d2 = torch.cdist(a, b[i:i + chunk_size], compute_mode="donot_use_mm_for_euclid_dist").pow(2).min(dim=1).values
+    b = reference.reshape(len(reference), -1)
+    best = torch.full((len(a),), math.inf, dtype=torch.float64, device=a.device)
+    for i in range(0, len(b), chunk_size):   # float64 one chunk at a time: exact, and the reference stays small
+        chunk = b[i:i + chunk_size].to(a.device, torch.float64)
+        d2 = torch.cdist(a, chunk, compute_mode="donot_use_mm_for_euclid_dist").pow(2).min(dim=1).values
         best = torch.minimum(best, d2)
     return (best / a.shape[1]).sqrt().float()
 
