@@ -407,3 +407,122 @@ def test_instance_noise_can_be_annealed():
     assert seen[0].std().item() == pytest.approx(0.6, rel=0.1)
     assert seen[per_step].std().item() == pytest.approx(0.3, rel=0.1)
     assert seen[2 * per_step].abs().max().item() == 0.0
+
+
+# --------------------------------------------------------------------------- moving-image video GAN
+def test_moving_image_generator_shapes_range_and_latent_layout():
+    from vdlearn.gan import MovingImageGenerator
+    torch.manual_seed(0)
+    g = MovingImageGenerator(content_dim=12, motion_dim=4, channels=3, frames=6, image_size=16, width=8)
+    assert g.latent_dim == 12 + 6 * 4
+    z = torch.randn(5, g.latent_dim)
+    clips = g(z)
+    assert clips.shape == (5, 3, 6, 16, 16) and clips.abs().max() <= 1
+    offsets = g.offsets(z)
+    assert offsets.shape == (5, 6, 2) and offsets.abs().max() < 1
+
+
+def test_moving_image_generator_frames_are_shifted_copies_of_one_image():
+    """With the offsets forced to o_t = (2k/W, 0) every frame is the image moved k pixels right, black
+    (-1) entering at the left border; with zero offsets every frame is the image itself."""
+    from vdlearn.gan import MovingImageGenerator
+    torch.manual_seed(0)
+    g = MovingImageGenerator(content_dim=8, motion_dim=4, channels=3, frames=4, image_size=16, width=8).eval()
+    z = torch.randn(2, g.latent_dim)
+    with torch.no_grad():
+        image = g.image_generator(z[:, :8])
+        g.to_offset.weight.zero_()
+        still = g(z)
+        torch.testing.assert_close(still, image[:, :, None].expand_as(still), atol=1e-5, rtol=0)
+        g.to_offset.bias.copy_(torch.tensor([math.atanh(2 * 3 / 16), 0.0]))   # 3 pixels right
+        moved = g(z)
+    torch.testing.assert_close(moved[..., 3:], image[:, :, None, :, :-3].expand_as(moved[..., 3:]),
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(moved[..., :3], torch.full_like(moved[..., :3], -1.0), atol=1e-4, rtol=0)
+
+
+def test_moving_image_generator_content_sets_the_image_and_motion_only_the_path():
+    """Different content codes give different clips at initialisation (no collapse built in); changing
+    the innovation of frame k leaves the frames before k and the drawn image unchanged."""
+    from vdlearn.gan import MovingImageGenerator
+    torch.manual_seed(0)
+    g = MovingImageGenerator(content_dim=8, motion_dim=4, channels=3, frames=5, image_size=16, width=8,
+                             offset_init_std=0.5)
+    z = torch.randn(16, g.latent_dim)
+    clips = g(z).detach()                                          # train mode: batch statistics
+    pairwise = torch.cdist(clips.flatten(1), clips.flatten(1))
+    assert pairwise[~torch.eye(16, dtype=torch.bool)].min() > 1e-2
+    g.eval()
+    z2 = z.clone()
+    k = 2
+    z2[:, 8 + k * 4: 8 + (k + 1) * 4] += 1.0
+    a, b = g(z).detach(), g(z2).detach()
+    torch.testing.assert_close(a[:, :, :k], b[:, :, :k])
+    assert not torch.allclose(a[:, :, k:], b[:, :, k:])
+    assert torch.allclose(g.offsets(z)[:, :k], g.offsets(z2)[:, :k])
+
+
+def test_moving_image_generator_is_deterministic_and_rejects_bad_input():
+    from vdlearn.gan import MovingImageGenerator
+    torch.manual_seed(3)
+    a = MovingImageGenerator(content_dim=8, motion_dim=4, frames=4, image_size=16, width=8).eval()
+    torch.manual_seed(3)
+    b = MovingImageGenerator(content_dim=8, motion_dim=4, frames=4, image_size=16, width=8).eval()
+    z = torch.randn(3, a.latent_dim)
+    torch.testing.assert_close(a(z), b(z))
+    with pytest.raises(ValueError, match=r"latents of shape \(batch, 24\)"):
+        a(torch.randn(3, 8))
+    with pytest.raises(ValueError, match="frames must be a positive int"):
+        MovingImageGenerator(frames=0)
+    with pytest.raises(ValueError, match="offset_init_std"):
+        MovingImageGenerator(offset_init_std=-1.0)
+
+
+def test_frame_discriminator_judges_every_frame_alone():
+    """(B, T) logits; logit (b, t) depends on frame t of clip b only, and equals the image critic's."""
+    from vdlearn.gan import FrameDiscriminator, MovingImageGenerator
+    torch.manual_seed(0)
+    d = FrameDiscriminator(channels=3, frames=4, image_size=16, width=8)
+    clips = torch.rand(2, 3, 4, 16, 16) * 2 - 1
+    logits = d(clips)
+    assert logits.shape == (2, 4)
+    torch.testing.assert_close(logits[1, 2], d.frame_critic(clips[1:2, :, 2])[0])
+    changed = clips.clone()
+    changed[0, :, 1] = 0.0
+    diff = (d(changed) - logits).abs()
+    assert diff[0, 1] > 0 and diff[0, [0, 2, 3]].max() == 0 and diff[1].max() == 0
+    check_pair(MovingImageGenerator(frames=4, image_size=16, width=8), d)
+    with pytest.raises(ValueError, match=r"expected clips \(B, 3, 4, 16, 16\)"):
+        d(torch.zeros(2, 3, 5, 16, 16))
+    with pytest.raises(ValueError, match="frames=8"):
+        check_pair(MovingImageGenerator(frames=8, image_size=16, width=8), d)
+
+
+def test_moving_image_gan_trains_end_to_end():
+    from vdlearn.gan import FrameDiscriminator, MovingImageGenerator
+    torch.manual_seed(0)
+    g = MovingImageGenerator(content_dim=8, motion_dim=4, channels=3, frames=4, image_size=16, width=8)
+    d = FrameDiscriminator(channels=3, frames=4, image_size=16, width=8)
+    data = torch.rand(32, 3, 4, 16, 16) * 2 - 1
+    before = [p.detach().clone() for p in g.parameters()]
+    result = train_gan(g, d, data, num_steps=3, batch_size=8, instance_noise=0.3, ema_decay=0.9,
+                       progress=False, device="cpu", log_every=1)
+    assert len(result.history["d_loss"]) == 3 and all(math.isfinite(v) for v in result.history["g_loss"])
+    assert any(not torch.equal(p, q) for p, q in zip(before, g.parameters()))
+    assert result.best_generator.sample(2).shape == (2, 3, 4, 16, 16)
+
+
+def test_frame_discriminator_can_judge_a_random_subset_of_frames():
+    from vdlearn.gan import FrameDiscriminator
+    torch.manual_seed(0)
+    d = FrameDiscriminator(channels=1, frames=6, image_size=8, width=8, frames_per_clip=2)
+    clips = torch.arange(6.0)[None, None, :, None, None].expand(3, 1, 6, 8, 8) / 6   # frame t is constant t/6
+    logits = d(clips)
+    assert logits.shape == (3, 2)
+    per_frame = d.frame_critic(clips[0].transpose(0, 1))                             # the logit of each frame
+    for row in logits:                                                                # two distinct frames
+        hits = [int((per_frame - v).abs().argmin()) for v in row]
+        assert len(set(hits)) == 2 and all(torch.isclose(per_frame[h], v, atol=1e-6) for h, v in zip(hits, row))
+    for bad in (0, 7, 2.5):
+        with pytest.raises(ValueError, match="frames_per_clip"):
+            FrameDiscriminator(frames=6, frames_per_clip=bad)

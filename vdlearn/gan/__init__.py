@@ -11,6 +11,8 @@ from .models import (
     FrameAndClipDiscriminator,
     Generator,
     MotionContentGenerator,
+    MovingImageGenerator,
+    FrameDiscriminator,
     MinibatchStd,
     MLPDiscriminator,
     MLPGenerator,
@@ -25,7 +27,8 @@ from .training import GANResult, train_gan
 __all__ = [
     "LOSSES", "check_loss_name", "discriminator_loss", "generator_loss", "r1_penalty",
     "MLPGenerator", "MLPDiscriminator", "Generator", "Discriminator",
-    "VideoGenerator", "VideoDiscriminator", "MotionContentGenerator", "FrameAndClipDiscriminator", "check_pair", "dcgan_init", "MinibatchStd",
+    "VideoGenerator", "VideoDiscriminator", "MotionContentGenerator", "FrameAndClipDiscriminator",
+    "MovingImageGenerator", "FrameDiscriminator", "check_pair", "dcgan_init", "MinibatchStd",
     "gaussian_pdf", "optimal_discriminator", "value_on_grid", "kl_divergence", "js_divergence",
     "GANResult", "train_gan",
 ]

@@ -10,6 +10,10 @@
   ``(B, C, T, H, W)``, with full 3-D convolutions (VGAN, Vondrick et al. 2016) or factorised
   "(2+1)-D" ones, a spatial convolution followed by a temporal one (Tran et al. 2018).
   Kept as the GAN baseline that lesson 10 compares with diffusion.
+- :class:`MotionContentGenerator`, :class:`FrameAndClipDiscriminator`: MoCoGAN's split of a clip
+  into content and motion, with a frame critic and a clip critic.
+- :class:`MovingImageGenerator`, :class:`FrameDiscriminator`: draw *one* image per clip and move
+  it along a learned path; judge every frame with an image critic. The pair that lesson 04 trains.
 
 Every generator has ``latent_dim`` and ``sample(n)``; every pair can be checked for agreement
 with :func:`check_pair`. Sizes: an image side must be ``b * 2**k`` with a base ``b`` of 3 to 7
@@ -18,6 +22,7 @@ with :func:`check_pair`. Sizes: an image side must be ``b * 2**k`` with a base `
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm as _sn
@@ -31,6 +36,8 @@ __all__ = [
     "VideoDiscriminator",
     "MotionContentGenerator",
     "FrameAndClipDiscriminator",
+    "MovingImageGenerator",
+    "FrameDiscriminator",
     "check_pair",
     "dcgan_init",
     "MinibatchStd",
@@ -410,6 +417,113 @@ class FrameAndClipDiscriminator(nn.Module):
         frames = clips.transpose(1, 2)[torch.arange(b, device=clips.device)[:, None], pick]  # (B, k, C, H, W)
         frame_logits = self.frame_critic(frames.flatten(0, 1)).reshape(b, k).mean(dim=1)
         return torch.stack([frame_logits, self.clip_critic(clips)], dim=1)
+
+
+def _motion_path(cell: nn.GRUCell, eps: torch.Tensor) -> torch.Tensor:
+    """Run ``cell`` over innovations ``eps`` ``(B, T, d)`` from a zero state: ``(B, T, d)`` states."""
+    m = torch.zeros(eps.shape[0], cell.hidden_size, device=eps.device, dtype=eps.dtype)
+    path = []
+    for t in range(eps.shape[1]):  # a recurrence over T small steps
+        m = cell(eps[:, t], m)
+        path.append(m)
+    return torch.stack(path, dim=1)
+
+
+class MovingImageGenerator(_Sampler):
+    r"""Draw one image per clip, then move it: :math:`x_t = \mathrm{shift}(G_{\rm img}(z_c), o_t)`.
+
+    The latent has MoCoGAN's layout (:class:`MotionContentGenerator`): a content code :math:`z_c`
+    of width ``content_dim``, then one motion innovation :math:`\epsilon_t` of width ``motion_dim``
+    per frame. The content code alone goes through a DCGAN :class:`Generator`, **once per clip**
+    (a batch of ``B`` images, not ``B*T``). A GRU turns the innovations into motion states
+    :math:`m_t = \mathrm{GRU}(\epsilon_t, m_{t-1})`, a linear layer and ``tanh`` into offsets
+    :math:`o_t = \tanh(W m_t + b) \in (-1, 1)^2` (fractions of half the frame, ``affine_grid``'s
+    units: 1 moves by half a frame), and frame :math:`t` is the image resampled bilinearly at
+    :math:`p - o_t`, i.e. moved by :math:`o_t`, with black (-1) entering at the borders:
+
+    .. math:: x_t(p) = I(p - o_t), \qquad I = G_{\rm img}(z_c).
+
+    Why (lesson 04): the appearance part of the problem is then exactly an image GAN's, with one
+    image per latent, and every frame is a copy of the same drawing, so shape and colour cannot
+    change along the clip; only the path is left to the motion code. The offsets start small
+    (``offset_init_std``), so training starts from nearly still clips. Learned this way, motion is
+    rigid translation: shapes cannot rotate or deform, and a shape pushed past the border is cut off
+    (real shapes bounce) -- a clip critic would have to teach that.
+    """
+
+    def __init__(self, content_dim: int = 48, motion_dim: int = 16, channels: int = 3, frames: int = 16,
+                 image_size: int = 32, width: int = 32, offset_init_std: float = 0.02):
+        super().__init__()
+        for name, value in [("content_dim", content_dim), ("motion_dim", motion_dim), ("frames", frames)]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if offset_init_std < 0:
+            raise ValueError(f"offset_init_std is a standard deviation and must be >= 0, got {offset_init_std}")
+        self.content_dim, self.motion_dim, self.frames = content_dim, motion_dim, frames
+        self.latent_dim = content_dim + frames * motion_dim
+        self.channels, self.image_size = channels, image_size
+        self.image_generator = Generator(content_dim, channels, image_size, width)
+        self.image_generator.apply(dcgan_init)
+        self.motion = nn.GRUCell(motion_dim, motion_dim)
+        self.to_offset = nn.Linear(motion_dim, 2)
+        nn.init.normal_(self.to_offset.weight, 0.0, offset_init_std)
+        nn.init.zeros_(self.to_offset.bias)
+
+    def offsets(self, z: torch.Tensor) -> torch.Tensor:
+        r"""The path :math:`o_1, \dots, o_T` of latents ``z``: ``(B, T, 2)`` as (x, y), in (-1, 1)."""
+        _check_latent(z, self.latent_dim, "MovingImageGenerator")
+        eps = z[:, self.content_dim:].reshape(len(z), self.frames, self.motion_dim)
+        return torch.tanh(self.to_offset(_motion_path(self.motion, eps)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check_latent(z, self.latent_dim, "MovingImageGenerator")
+        b, t = len(z), self.frames
+        image = (self.image_generator(z[:, :self.content_dim]) + 1) / 2          # (B, C, H, W), black = 0
+        offsets = self.offsets(z).reshape(b * t, 2)
+        theta = torch.zeros(b * t, 2, 3, device=z.device, dtype=image.dtype)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+        theta[:, :, 2] = -offsets.to(image.dtype)                                # sample at p - o_t
+        source = image.repeat_interleave(t, dim=0)                                # (B*T, C, H, W)
+        grid = F.affine_grid(theta, list(source.shape), align_corners=False)
+        frames = F.grid_sample(source, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return (frames * 2 - 1).reshape(b, t, *frames.shape[1:]).transpose(1, 2)  # (B, C, T, H, W)
+
+
+class FrameDiscriminator(nn.Module):
+    """A frame critic for clips: one DCGAN :class:`Discriminator` judges frames, ``(B, k)`` logits.
+
+    Each frame is judged on its own, as an image GAN judges images, so it sees looks (is there a
+    sharp coloured shape?) and is blind to motion. ``frames_per_clip=k`` judges ``k`` distinct
+    frames drawn at random from each clip (``None``: all ``T``, in order), which lets a batch hold
+    more clips for the same cost. Every loss of :mod:`vdlearn.gan.losses` averages over all
+    logits. Weights start from :func:`dcgan_init`.
+    """
+
+    def __init__(self, channels: int = 3, frames: int = 16, image_size: int = 32, width: int = 32,
+                 frames_per_clip: int | None = None, spectral_norm: bool = False, minibatch_std: bool = False):
+        super().__init__()
+        if not isinstance(frames, int) or frames < 1:
+            raise ValueError(f"frames must be a positive int, got {frames!r}")
+        if frames_per_clip is not None and (not isinstance(frames_per_clip, int)
+                                            or not 1 <= frames_per_clip <= frames):
+            raise ValueError(f"frames_per_clip must be None (all frames) or an int in [1, frames={frames}], "
+                             f"got {frames_per_clip!r}")
+        self.channels, self.frames, self.image_size = channels, frames, image_size
+        self.frames_per_clip = frames_per_clip
+        self.frame_critic = Discriminator(channels, image_size, width, spectral_norm=spectral_norm,
+                                          minibatch_std=minibatch_std)
+        self.frame_critic.apply(dcgan_init)
+
+    def forward(self, clips: torch.Tensor) -> torch.Tensor:
+        if clips.ndim != 5 or clips.shape[1:] != (self.channels, self.frames, self.image_size, self.image_size):
+            raise ValueError(f"expected clips (B, {self.channels}, {self.frames}, {self.image_size}, "
+                             f"{self.image_size}), got {tuple(clips.shape)}; build the generator and the "
+                             "discriminator with the same channels, frames and image_size")
+        b, frames = len(clips), clips.transpose(1, 2)                             # (B, T, C, H, W)
+        if self.frames_per_clip is not None and self.frames_per_clip < self.frames:
+            pick = torch.rand(b, self.frames, device=clips.device).argsort(dim=1)[:, :self.frames_per_clip]
+            frames = frames[torch.arange(b, device=clips.device)[:, None], pick]  # (B, k, C, H, W)
+        return self.frame_critic(frames.flatten(0, 1)).reshape(b, frames.shape[1])
 
 
 def check_pair(generator: nn.Module, discriminator: nn.Module) -> None:
