@@ -102,3 +102,42 @@ def test_shipped_video_model_makes_clips_with_one_moving_object():
     real = BouncingShapes(64, frames=frames, size=32, seed=1).get_batch(torch.arange(64))
     assert 0.3 < V.motion_stats(clips, real)["energy_ratio"] < 3.0
     assert V.physics_score(clips)["tracked"] >= 0.5
+
+
+def test_shipped_image_to_video_model_predicts_better_than_copying_the_last_frame():
+    """Lesson 08's shipped masked-conditional model: given the first 2 frames of held-out clips it
+    keeps them exactly and predicts the rest closer to the truth than repeating the last given frame."""
+    _shipped("08_masked_video_shapes")
+    from vdlearn.baselines import copy_last_frame
+    from vdlearn.conditioning import predict
+    from vdlearn.data import BouncingShapes
+    from vdlearn.diffusion import make_schedule
+
+    model = pretrained.load_pretrained("08_masked_video_shapes")
+    clips = BouncingShapes(12, frames=model.frames, size=32, seed=4321).get_batch(torch.arange(12))
+    with torch.no_grad():
+        out = predict(model, clips[:, :, :2], make_schedule("cosine", 1000), steps=12,
+                      generator=torch.Generator().manual_seed(0)).clamp(-1, 1)
+    assert torch.equal(out[:, :, :2], clips[:, :, :2])
+    mse = lambda a: (a - clips[:, :, 2:]).pow(2).mean().item()  # noqa: E731
+    assert mse(out[:, :, 2:]) < mse(copy_last_frame(clips[:, :, :2], model.frames - 2))
+
+
+def test_shipped_latent_models_decode_to_clips_with_a_moving_object():
+    """Lesson 09's shipped FrameVAE + latent SpaceTimeUNet: sampled latents decode to clips the tracker
+    follows, moving about as much as real clips."""
+    _shipped("09_latent_unet_shapes")
+    from vdlearn.data import BouncingShapes
+    from vdlearn.diffusion import make_schedule
+    from vdlearn.latent import sample_latent_clips
+    from vdlearn.metrics import video as V
+
+    vae = pretrained.load_pretrained("09_frame_vae_shapes")
+    model = pretrained.load_pretrained("09_latent_unet_shapes")
+    with torch.no_grad():
+        clips = sample_latent_clips(model, vae, 12, 16, 32, make_schedule("cosine", 1000), steps=12,
+                                    generator=torch.Generator().manual_seed(0))
+    real = BouncingShapes(64, frames=16, size=32, seed=1).get_batch(torch.arange(64))
+    assert clips.shape == (12, 3, 16, 32, 32)
+    assert 0.3 < V.motion_stats(clips, real)["energy_ratio"] < 3.0
+    assert V.physics_score(clips)["tracked"] >= 0.5
