@@ -55,6 +55,45 @@ def test_ema_lags_behind_the_weights():
     assert (result.ema_model.weight - target).abs().max() < 0.05
 
 
+def test_ema_is_the_bias_corrected_average_of_every_step():
+    """theta_ema = (1-b)/(1-b^n) sum_k b^(n-k) theta_k over the weights after each of the n steps."""
+    decay, seen = 0.95, []
+    result = fit(_model(), _mse, _problem(), num_steps=40, batch_size=16, lr=0.05, ema_decay=decay,
+                 log_every=1, progress=False, device="cpu",
+                 callback=lambda step, model: seen.append(model.weight.detach().clone()))
+    n = len(seen)
+    expected = sum((1 - decay) * decay ** (n - k) * w for k, w in enumerate(seen, 1)) / (1 - decay ** n)
+    torch.testing.assert_close(result.ema_model.weight, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_short_run_keeps_no_large_share_of_its_first_weights():
+    """The plain EMA would keep beta^(n-1) of the first step's weights: 0.999^19 = 98% after 20 steps."""
+    first = []
+    result = fit(_model(), _mse, _problem(), num_steps=20, batch_size=16, lr=0.05, ema_decay=0.999,
+                 log_every=1, progress=False, device="cpu",
+                 callback=lambda step, model: first.append(model.weight.detach().clone()) if step == 1 else None)
+    final = result.model.weight.detach()
+    # with 20 nearly equal weights the bias-corrected EMA sits near their mean, far from the first one
+    share_of_first = ((result.ema_model.weight - final).norm() / (first[0] - final).norm()).item()
+    assert share_of_first < 0.7, share_of_first
+
+
+def test_ema_update_by_hand_and_bad_decay():
+    from torch.optim.swa_utils import AveragedModel
+
+    net = nn.Linear(1, 1, bias=False)
+    ema = AveragedModel(net, multi_avg_fn=train.ema_update(0.5), use_buffers=True)
+    for value in [4.0, 0.0, 0.0]:
+        with torch.no_grad():
+            net.weight.fill_(value)
+        ema.update_parameters(net)
+    # (0.25*4 + 0.5*0 + 1*0) * 0.5 / (1 - 0.125) = 4/7
+    assert ema.module.weight.item() == pytest.approx(4 / 7)
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError, match="ema_decay must be in"):
+            train.ema_update(bad)
+
+
 def test_resume_gives_identical_numbers(tmp_path):
     kwargs = dict(batch_size=16, lr=0.01, ema_decay=0.9, progress=False, device="cpu",
                   log_every=5, warmup_steps=4)
