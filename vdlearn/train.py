@@ -75,8 +75,7 @@ def ema_update(decay: float) -> Callable[[list, list, torch.Tensor], None]:
 
     @torch.no_grad()
     def update(ema_params: list, params: list, num_averaged: torch.Tensor) -> None:
-        n = (num_averaged + 1).double()
-        weight = (1.0 - decay) / (1.0 - torch.pow(torch.full_like(n, decay), n))   # w_n, on the device
+        weight = (1.0 - decay) / (1.0 - decay ** (num_averaged + 1).double())   # w_n, on the device
         if torch.is_floating_point(ema_params[0]) or torch.is_complex(ema_params[0]):
             torch._foreach_lerp_(ema_params, params, weight.to(ema_params[0].dtype))
         else:  # integer buffers: no lerp kernel
