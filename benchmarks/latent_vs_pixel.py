@@ -5,7 +5,7 @@ FrameVAE latents (B, 4, T, S/4, S/4), for S = 32 and 64, in one run:
 
 - train step: forward, backward and AdamW update of the v-prediction loss (the fastest of a few
   repeats, which is the least disturbed by other work on a shared machine);
-  "latent" trains on latents encoded once beforehand (vdlearn.latent.encode_dataset), "latent +
+  "latent" trains on latents encoded once beforehand (vdlearn.video.latent.encode_dataset), "latent +
   encode" also runs the frozen encoder on every batch, as a model with no latent cache would;
 - sampling: DPM-Solver++(2M) from noise to clips (for latents, including decoding every frame);
 - memory: the activations autograd keeps for the backward pass (every device), and CUDA's peak.
@@ -24,7 +24,8 @@ import time
 import torch
 
 from vdlearn.diffusion import diffusion_loss, dpm_solver_pp_sample, make_schedule
-from vdlearn.latent import decode_clips, encode_clips, latent_diffusion_loss, train_step_cost
+from vdlearn.video import decode_clips, encode_clips, latent_diffusion_loss
+from vdlearn.train import train_step_cost
 from vdlearn.nn import count_parameters, prepare_model
 from vdlearn.nn.spacetime_unet import SpaceTimeUNet
 from vdlearn.runtime import autocast, get_device

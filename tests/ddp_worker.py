@@ -4,7 +4,7 @@ import sys
 import torch
 from torch import nn
 
-from vdlearn import distributed
+from vdlearn.train import distributed
 from vdlearn.train import fit
 
 

@@ -3,8 +3,7 @@ import math
 import pytest
 import torch
 
-from vdlearn.baselines import (affine_flow, affine_video, animate_with_flow, centroid, constant_velocity, copy_last_frame,
-                               flow_warp, lucas_kanade, shift, warp)
+from vdlearn.video import (affine_flow, affine_video, animate_with_flow, centroid, constant_velocity, copy_last_frame, flow_warp, lucas_kanade, shift, warp)
 
 H = W = 32
 

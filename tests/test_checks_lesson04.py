@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from vdlearn.checks import ExerciseError
 from vdlearn.checks import lesson04
-from vdlearn.metrics.video import frame_difference_energy
+from vdlearn.metrics import frame_difference_energy
 
 
 def _d(real, fake):

@@ -4,7 +4,8 @@ import torch
 
 from vdlearn.checks import ExerciseError
 from vdlearn.checks import lesson08 as checks
-from vdlearn.conditioning import best_of_k, model_input, psnr, sdedit_start
+from vdlearn.metrics import best_of_k, psnr
+from vdlearn.video import model_input, sdedit_start
 
 
 def test_model_input_right_and_wrong():

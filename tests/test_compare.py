@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from vdlearn.compare import (earlier_results, load_earlier_models, markdown_table, nearest_neighbour_distance,
-                             pareto_front, real_system_status)
+from vdlearn.compare import (earlier_results, load_earlier_models, markdown_table, pareto_front, real_system_status)
+from vdlearn.metrics import nearest_neighbour_distance
 from vdlearn.train import save_checkpoint
 
 

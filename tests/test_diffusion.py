@@ -12,15 +12,6 @@ from vdlearn.diffusion import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread avoids waiting for a second one on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---- schedules ---------------------------------------------------------------------------------
 def test_linear_schedule_matches_ddpm():
     s = linear_schedule(1000)

@@ -7,27 +7,8 @@ import math
 import pytest
 import torch
 
-from vdlearn.gan import (
-    LOSSES,
-    Discriminator,
-    Generator,
-    MinibatchStd,
-    MLPDiscriminator,
-    MLPGenerator,
-    VideoDiscriminator,
-    VideoGenerator,
-    check_pair,
-    dcgan_init,
-    discriminator_loss,
-    gaussian_pdf,
-    generator_loss,
-    js_divergence,
-    kl_divergence,
-    optimal_discriminator,
-    r1_penalty,
-    train_gan,
-    value_on_grid,
-)
+from vdlearn.gan import (LOSSES, Discriminator, Generator, MinibatchStd, MLPDiscriminator, MLPGenerator, VideoDiscriminator, VideoGenerator, check_pair, dcgan_init, discriminator_loss, gaussian_pdf, generator_loss, js_divergence, kl_divergence, optimal_discriminator, r1_penalty, value_on_grid)
+from vdlearn.train import train_gan
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -256,8 +237,9 @@ def _toy_data(n=512, seed=0):
 def _toy_run(num_steps, **kw):
     torch.manual_seed(0)
     g, d = MLPGenerator(hidden=32), MLPDiscriminator(hidden=32)
+    kw = {"log_every": 5, **kw}
     return train_gan(g, d, _toy_data(), num_steps=num_steps, batch_size=64, lr=1e-3, device="cpu",
-                     progress=False, log_every=5, **kw)
+                     progress=False, **kw)
 
 
 def test_generator_moves_to_the_data():
@@ -317,12 +299,14 @@ def test_video_gan_trains_end_to_end(device):
     assert result.generator.sample(2).shape == (2, 3, 4, 16, 16)
 
 
-def test_ema_generator_follows_the_warm_up_formula():
-    torch.manual_seed(0)
-    theta0 = [p.detach().clone() for p in MLPGenerator(hidden=32).parameters()]
-    result = _toy_run(1, ema_decay=0.999)  # step 0: beta = min(0.999, 1/10) = 0.1
-    for e, p, p0 in zip(result.ema_generator.parameters(), result.generator.parameters(), theta0):
-        torch.testing.assert_close(e, 0.1 * p0 + 0.9 * p.detach())
+def test_ema_generator_is_the_bias_corrected_average():
+    """The course's one EMA rule: after two steps, (beta theta_1 + theta_2) / (1 + beta); theta_0 has no weight."""
+    seen = []
+    result = _toy_run(2, ema_decay=0.9, log_every=1,
+                      callback=lambda step, g: seen.append([p.detach().clone() for p in g.parameters()]))
+    assert len(seen) == 2
+    for e, p1, p2 in zip(result.ema_generator.parameters(), *seen):
+        torch.testing.assert_close(e, (0.9 * p1 + p2) / 1.9)
     with pytest.raises(ValueError, match="ema_decay"):
         _toy_run(1, ema_decay=1.5)
 

@@ -4,8 +4,8 @@ import torch
 
 from vdlearn.data import BouncingShapes
 from vdlearn.diffusion import make_schedule
-from vdlearn.latent import (decode_clips, encode_clips, encode_dataset, latent_diffusion_loss, latent_stats,
-                            sample_latent_clips, train_step_cost)
+from vdlearn.video import (decode_clips, encode_clips, encode_dataset, latent_diffusion_loss, latent_stats, sample_latent_clips)
+from vdlearn.train import train_step_cost
 from vdlearn.nn.spacetime_unet import SpaceTimeUNet
 from vdlearn.train import fit
 from vdlearn.vae import FrameVAE, calibrate_scaling_factor, vae_loss
@@ -151,7 +151,7 @@ def test_bad_inputs_are_explained():
         encode_clips(vae, torch.zeros(1, 3, 4, 18, 16))
     with pytest.raises(ValueError, match=r"\(B, C, T, H, W\)"):
         encode_clips(vae, torch.zeros(3, 4, 16, 16))
-    with pytest.raises(ValueError, match=r"\(B, c, T, h, w\)"):
+    with pytest.raises(ValueError, match=r"latents must be .*\(B, C, T, H, W\)"):
         decode_clips(vae, torch.zeros(4, 4, 4, 4))
     with pytest.raises(ValueError, match="channels"):
         decode_clips(vae, torch.zeros(1, 3, 4, 4, 4))

@@ -9,15 +9,6 @@ from vdlearn.metrics import (class_agreement, classify, extract_features, featur
                              feature_statistics, fid_lite, frechet_distance)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread avoids waiting for a second one on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_spd(d, rng, rank=None):
     a = rng.normal(size=(d, rank or d))
     return a @ a.T + (1e-3 * np.eye(d) if rank is None else 0)
@@ -134,3 +125,12 @@ def test_metric_input_errors_are_explained(digits):
         class_agreement(a, torch.zeros(5))
     with pytest.raises(ValueError, match="NaN"):
         extract_features(torch.full((2, 1, 28, 28), float("nan")))
+
+
+def test_every_metric_is_exported_from_the_package():
+    import vdlearn.metrics as metrics
+    for name in metrics.__all__:
+        assert getattr(metrics, name) is not None
+    for name in ("fid_lite", "fvd_lite", "physics_score", "motion_stats", "psnr", "ssim", "best_of_k",
+                 "nearest_neighbour_distance", "shuffle_frames", "freeze_frames"):
+        assert name in metrics.__all__, f"{name} is not exported by vdlearn.metrics"

@@ -5,17 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vdlearn.nn import (DenoisingMLP, ResBlock, SelfAttention, SpatialSelfAttention, UNet2D,
-                        count_parameters, group_norm, prepare_model, timestep_embedding)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread avoids waiting for a second one on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+from vdlearn.nn import (DenoisingMLP, ResBlock, TimestepResBlock, SelfAttention, SpatialSelfAttention, UNet2D, count_parameters, group_norm, prepare_model, timestep_embedding)
 
 
 def small_unet(**kw):
@@ -47,17 +37,31 @@ def test_timestep_embedding_follows_the_formula():
         timestep_embedding(torch.zeros(2, 2), 8)
 
 
-def test_resblock_starts_as_identity_and_uses_the_embedding():
-    block = ResBlock(8, 8, emb_dim=16)
+def test_timestep_resblock_starts_as_identity_and_uses_the_embedding():
+    block = TimestepResBlock(8, 8, emb_dim=16)
     x, emb = torch.randn(2, 8, 5, 5), torch.randn(2, 16)
     assert torch.equal(block(x, emb), x)  # zero-initialised last conv
     randomize_(block)
     assert not torch.allclose(block(x, emb), block(x, emb + 1))
-    wide = ResBlock(8, 12, emb_dim=16)
+    wide = TimestepResBlock(8, 12, emb_dim=16)
     assert wide(x, emb).shape == (2, 12, 5, 5)
 
 
+def test_plain_resblock_is_a_residual_of_two_convolutions():
+    torch.manual_seed(0)
+    block, x = ResBlock(8, 8), torch.randn(2, 8, 5, 5)
+    assert isinstance(block.skip, torch.nn.Identity)
+    torch.testing.assert_close(block(x), x + block.block(x))
+    assert [m.num_groups for m in block.modules() if isinstance(m, torch.nn.GroupNorm)] == [2, 2]  # 4 channels each
+    wide = ResBlock(8, 12)
+    assert wide(x).shape == (2, 12, 5, 5) and isinstance(wide.skip, torch.nn.Conv2d)
+
+
 def test_group_norm_picks_a_group_count_that_divides():
+    assert group_norm(64, min_group_size=4).num_groups == 16 and group_norm(16, min_group_size=4).num_groups == 4
+    assert group_norm(3, min_group_size=4).num_groups == 1  # too few channels: one group
+    with pytest.raises(ValueError, match="channels"):
+        group_norm(0)
     assert group_norm(64).num_groups == 32 and group_norm(24).num_groups == 24
     assert group_norm(48).num_groups == 24 and group_norm(7).num_groups == 7
 

@@ -91,7 +91,7 @@ def test_shipped_video_model_makes_clips_with_one_moving_object():
     entries = _shipped("07_spacetime_unet_shapes")
     from vdlearn.data import BouncingShapes
     from vdlearn.diffusion import dpm_solver_pp_sample, make_schedule
-    from vdlearn.metrics import video as V
+    from vdlearn import metrics as V
 
     model = pretrained.load_pretrained("07_spacetime_unet_shapes")
     frames = entries["07_spacetime_unet_shapes"]["kwargs"]["max_frames"]
@@ -108,8 +108,8 @@ def test_shipped_image_to_video_model_predicts_better_than_copying_the_last_fram
     """Lesson 08's shipped masked-conditional model: given the first 2 frames of held-out clips it
     keeps them exactly and predicts the rest closer to the truth than repeating the last given frame."""
     _shipped("08_masked_video_shapes")
-    from vdlearn.baselines import copy_last_frame
-    from vdlearn.conditioning import predict
+    from vdlearn.video import copy_last_frame
+    from vdlearn.video import predict
     from vdlearn.data import BouncingShapes
     from vdlearn.diffusion import make_schedule
 
@@ -129,8 +129,8 @@ def test_shipped_latent_models_decode_to_clips_with_a_moving_object():
     _shipped("09_latent_unet_shapes")
     from vdlearn.data import BouncingShapes
     from vdlearn.diffusion import make_schedule
-    from vdlearn.latent import sample_latent_clips
-    from vdlearn.metrics import video as V
+    from vdlearn.video import sample_latent_clips
+    from vdlearn import metrics as V
 
     vae = pretrained.load_pretrained("09_frame_vae_shapes")
     model = pretrained.load_pretrained("09_latent_unet_shapes")

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from vdlearn.diffusion.schedules import make_schedule
-from vdlearn.nn.spacetime_unet import (SpaceTimeUNet, TemporalAttention, batch_to_frames, frames_to_batch,
-                                       frames_to_sequences, relative_positions, sequences_to_frames,
-                                       video_diffusion_loss)
+from vdlearn.nn.spacetime_unet import (SpaceTimeUNet, TemporalAttention, frames_to_sequences, relative_positions, sequences_to_frames)
+from vdlearn.data import batch_to_frames, frames_to_batch
+from vdlearn.video import video_diffusion_loss
 from vdlearn.nn.unet2d import UNet2D, prepare_model
 
 SMALL = dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,), num_heads=2)

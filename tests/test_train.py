@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from vdlearn import train
+from vdlearn.data import BatchIndices
 from vdlearn.train import fit, load_checkpoint, save_checkpoint
 
 
@@ -199,7 +200,7 @@ def test_dataset_get_batch_is_used():
 
 
 def test_batches_cover_each_epoch_once():
-    order = train._BatchIndices(10, 3, seed=0)
+    order = BatchIndices(10, 3, seed=0)
     epoch0 = torch.cat([order(s) for s in range(3)])
     assert len(set(epoch0.tolist())) == 9
     assert not torch.equal(order(0), order(3))

@@ -369,7 +369,7 @@ def _write_pngs(folder, frames):
 
 def test_load_frames_from_a_folder_and_a_video_file(tmp_path):
     from vdlearn.videoio import write_video
-    from vdlearn.vae import load_frames
+    from vdlearn.videoio import load_frames
     frames = _blobs(12, 16).expand(-1, 3, -1, -1)
     _write_pngs(tmp_path / "frames", frames)
     got = load_frames(tmp_path / "frames")
@@ -383,7 +383,7 @@ def test_load_frames_from_a_folder_and_a_video_file(tmp_path):
 
 def test_load_frames_explains_bad_folders(tmp_path):
     from PIL import Image
-    from vdlearn.vae import load_frames
+    from vdlearn.videoio import load_frames
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images in folder"):
         load_frames(tmp_path / "empty")

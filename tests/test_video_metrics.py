@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from vdlearn.data import BouncingShapes
-from vdlearn.metrics import video as V
+from vdlearn import metrics as V
+from vdlearn.metrics import fvd
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +141,10 @@ def feature_cache(tmp_path_factory):
 def quick_features(monkeypatch, feature_cache):
     """A small dataset and a short training run, so the FVD-lite tests take seconds."""
     monkeypatch.setenv("VDLEARN_CACHE", str(feature_cache))
-    monkeypatch.setattr(V, "TRAIN_STEPS", 100)
-    V._load_or_train.cache_clear()
+    monkeypatch.setattr(fvd, "TRAIN_STEPS", 100)
+    fvd._load_or_train.cache_clear()
     yield BouncingShapes(num_clips=512, frames=8, size=16, seed=11)
-    V._load_or_train.cache_clear()
+    fvd._load_or_train.cache_clear()
 
 
 def test_fvd_lite_small_for_real_large_for_frozen(quick_features):
@@ -160,7 +161,7 @@ def test_fvd_lite_small_for_real_large_for_frozen(quick_features):
 
 def test_feature_network_training_is_seeded():
     ds = BouncingShapes(num_clips=64, frames=8, size=16, seed=11)
-    (n1, _), (n2, _), (n3, _) = V._train(ds, num_steps=2), V._train(ds, num_steps=2), V._train(ds, seed=1, num_steps=2)
+    (n1, _), (n2, _), (n3, _) = fvd._train(ds, num_steps=2), fvd._train(ds, num_steps=2), fvd._train(ds, seed=1, num_steps=2)
     assert all(torch.equal(p, q) for p, q in zip(n1.parameters(), n2.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(n1.parameters(), n3.parameters()))
 
@@ -170,8 +171,8 @@ def test_feature_network_is_cached_on_disk(quick_features, monkeypatch, feature_
     first = V.video_feature_network(ds)
     files = list((feature_cache / "metrics").glob("videonet-*-100steps-v*.pt"))
     assert len(files) == 1 and not list((feature_cache / "metrics").glob("*.tmp"))
-    V._load_or_train.cache_clear()
-    monkeypatch.setattr(V, "_train", lambda *a, **k: pytest.fail("the cached network should be loaded"))
+    fvd._load_or_train.cache_clear()
+    monkeypatch.setattr(fvd, "_train", lambda *a, **k: pytest.fail("the cached network should be loaded"))
     again = V.video_feature_network(ds)
     for p, q in zip(first.parameters(), again.parameters()):
         assert torch.equal(p, q)
@@ -182,15 +183,15 @@ def test_cache_key_holds_the_training_length(quick_features, monkeypatch):
     """A network trained for another number of steps is another network: never loaded in its place."""
     ds = quick_features
     V.video_feature_network(ds)
-    V._load_or_train.cache_clear()
-    monkeypatch.setattr(V, "TRAIN_STEPS", 7)
+    fvd._load_or_train.cache_clear()
+    monkeypatch.setattr(fvd, "TRAIN_STEPS", 7)
     calls = []
 
     def fake_train(dataset, num_steps=None, **kwargs):
         calls.append(num_steps)
-        return V.VideoFeatureNet(3, V._content_groups(dataset)).eval(), {}
+        return V.VideoFeatureNet(3, fvd._content_groups(dataset)).eval(), {}
 
-    monkeypatch.setattr(V, "_train", fake_train)
+    monkeypatch.setattr(fvd, "_train", fake_train)
     V.video_feature_network(ds)
     assert calls == [7]
 

@@ -1,8 +1,7 @@
 """Putting models side by side (lesson 10): novelty, trade-offs, one results table.
 
-- :func:`nearest_neighbour_distance`: how far each generated clip is from the closest training
-  clip. A model that copies its training data scores perfectly on a Fréchet distance; this number
-  gives it away.
+- novelty, how far each generated clip is from the closest training clip, is
+  :func:`vdlearn.metrics.nearest_neighbour_distance`;
 - :func:`pareto_front`: which models are not beaten on cost *and* quality at once.
 - :func:`markdown_table`: a table of results (rows of dicts) as Markdown, for the notebook and the README.
 - :func:`earlier_results` and :func:`load_earlier_models`: what the earlier lessons measured and
@@ -21,46 +20,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from .train import load_checkpoint
+
 __all__ = [
-    "nearest_neighbour_distance",
     "pareto_front",
     "markdown_table",
     "earlier_results",
     "load_earlier_models",
     "real_system_status",
 ]
-
-
-def _as_clips(x: Any, what: str) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"{what} should be a non-empty tensor of examples (N, ...), e.g. clips (N, C, T, H, W); "
-                         f"got {type(x).__name__} {tuple(x.shape) if isinstance(x, torch.Tensor) else ''}")
-    return x
-
-
-@torch.no_grad()
-def nearest_neighbour_distance(samples: torch.Tensor, reference: torch.Tensor, *,
-                               chunk_size: int = 256) -> torch.Tensor:
-    r"""For each sample, the RMS distance to its nearest reference example: a tensor (N,).
-
-    .. math:: d(x) = \min_j \sqrt{\tfrac{1}{D}\,\lVert x - r_j\rVert^2},
-
-    with :math:`D` the number of values per example (C·T·H·W for clips). Compare a model's
-    distances with those of held-out real clips to the same reference: much smaller means the model
-    reproduces its training clips; about the same means it makes new ones.
-    """
-    samples, reference = _as_clips(samples, "samples"), _as_clips(reference, "reference")
-    if samples.shape[1:] != reference.shape[1:]:
-        raise ValueError(f"samples {tuple(samples.shape)} and reference {tuple(reference.shape)} must have the same "
-                         "shape after the first (example) axis")
-    a = samples.reshape(len(samples), -1).double()
-    b = reference.reshape(len(reference), -1)
-    best = torch.full((len(a),), math.inf, dtype=torch.float64, device=a.device)
-    for i in range(0, len(b), chunk_size):   # float64 one chunk at a time: exact, and the reference stays small
-        chunk = b[i:i + chunk_size].to(a.device, torch.float64)
-        d2 = torch.cdist(a, chunk, compute_mode="donot_use_mm_for_euclid_dist").pow(2).min(dim=1).values
-        best = torch.minimum(best, d2)
-    return (best / a.shape[1]).sqrt().float()
 
 
 def pareto_front(costs: Sequence[float], losses: Sequence[float]) -> list[bool]:
@@ -136,7 +104,6 @@ def load_earlier_models(path: str | Path, expected: Mapping[str, Any]) -> dict[s
     every key of ``expected`` must match it. Returns the checkpoint, or ``None`` with a printed
     reason (no file, other settings, damaged file), so that the caller trains its own models.
     """
-    from vdlearn.train import load_checkpoint
 
     path = Path(path)
     if not path.is_file():

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .train import save_checkpoint
+
 __all__ = ["checkpoint_dir", "manifest", "sha256", "verify", "load_state", "load_pretrained",
            "save_pretrained"]
 
@@ -101,8 +103,6 @@ def save_pretrained(model: nn.Module, name: str, *, lesson: int, builder: str, k
     ``builder`` is ``"module:Class"`` and ``kwargs`` rebuild the model; ``trained`` says how it was
     trained (preset, steps, device, minutes).
     """
-    from .train import save_checkpoint
-
     folder = Path(folder or checkpoint_dir())
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}

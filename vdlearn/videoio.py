@@ -1,4 +1,4 @@
-"""Video files in and out: mp4 and gif through PyAV (which bundles FFmpeg), frame folders through Pillow.
+"""Video and image files in and out: mp4 and gif through PyAV (which bundles FFmpeg), images through Pillow.
 
 Tensors stay in the course convention, a video is (C, T, H, W) float in [-1, 1]; these functions
 convert to and from 8-bit RGB at the edge.
@@ -9,12 +9,31 @@ convert to and from 8-bit RGB at the edge.
 * gif: PyAV's gif encoder on ``pal8`` frames. One 256-colour palette for the whole clip is found by
   Pillow's median cut, so grey digits stay grey and colours do not flicker between frames. GIF
   stores frame delays in 1/100 s, so fps=8 is stored as 12/100 s per frame.
+
+Images (lesson 08's "animate your own image"): :func:`load_image` accepts a file Pillow can read
+(PNG, JPEG, ...), a PIL image, a NumPy array or a torch tensor, of any size and channel count,
+and returns a (1, C, S, S) batch in [-1, 1]:
+
+1. **Channels.** Grey (1), grey+alpha (2), RGB (3) or RGBA (4) in; the model's ``channels`` out.
+   Alpha is composited onto *black*, the background of the course's clips; RGB becomes grey by
+   luminance (ITU-R 601: 0.299 R + 0.587 G + 0.114 B); grey becomes RGB by repetition.
+2. **Size.** ``fit="crop"`` (default) cuts the largest centred square and resizes it to S×S
+   (antialiased), ``"pad"`` pads the shorter side with black first, ``"stretch"`` resizes
+   without keeping the aspect ratio.
+3. **Range.** uint8 values map :math:`x \\mapsto x/127.5 - 1`; floats are taken as [0, 1]
+   (:math:`x \\mapsto 2x - 1`) unless ``value_range=(-1, 1)`` says they are already in [-1, 1].
+   Values outside the stated range are an error, not silently clipped.
+
+Arrays are (H, W), (H, W, C) (channels last, as PIL and imageio give them); tensors are (H, W),
+(C, H, W) or (1, C, H, W) (channels first, as torchvision gives them). :func:`read_frames_folder`
+and :func:`load_frames` read every frame file through the same :func:`open_image`.
 """
 from __future__ import annotations
 
 import re
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -22,7 +41,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-__all__ = ["VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "write_video", "read_video", "video_fps", "read_frames_folder"]
+__all__ = ["VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "FITS", "write_video", "read_video", "video_fps", "open_image",
+           "load_image", "to_channels", "read_frames_folder", "load_frames"]
+
+#: How :func:`load_image` makes a non-square image square.
+FITS = ("crop", "pad", "stretch")
+_LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 #: The file types :func:`write_video` makes.
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -190,12 +214,9 @@ def read_frames_folder(folder: str | Path, size: int | tuple[int, int] | None = 
         raise ValueError(f"no images in folder {str(folder)!r}; looked for files ending in {IMAGE_SUFFIXES}")
     frames = []
     for file in files:
-        try:
-            with Image.open(file) as image:
-                rgb = np.array(image.convert("RGB"))  # a gif gives its first frame
-        except OSError as err:
-            raise ValueError(f"could not read image {str(file)!r}: {err}") from err
-        frame = _from_uint8(rgb[None])
+        x, is_uint8 = _from_source(open_image(file))  # a gif gives its first frame
+        x = to_channels(x / (255.0 if is_uint8 else 1.0), 3)
+        frame = (x.clamp(0, 1) * 2 - 1).unsqueeze(1)  # (3, 1, H, W)
         if size is not None:
             frame = _resize(frame, size)
         elif frames and frame.shape[-2:] != frames[0].shape[-2:]:
@@ -206,3 +227,125 @@ def read_frames_folder(folder: str | Path, size: int | tuple[int, int] | None = 
             )
         frames.append(frame)
     return torch.cat(frames, dim=1)
+
+
+def open_image(path: str | Path) -> Image.Image:
+    """The image file at ``path``, decoded by Pillow (the one place the course opens an image file)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no image file at {path.resolve()}; give the path of a PNG or JPEG file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.copy()
+    except Exception as err:  # PIL raises several types for unreadable files
+        raise ValueError(f"{path} is not an image Pillow can read ({err}); save it as PNG or JPEG") from err
+
+
+def _from_source(source: Any) -> tuple[torch.Tensor, bool]:
+    """(C, H, W) float tensor of the raw values, and whether they came as uint8."""
+    if isinstance(source, (str, Path)):
+        source = open_image(source)
+    if isinstance(source, Image.Image):
+        img = source
+        if img.mode not in ("L", "LA", "RGB", "RGBA"):
+            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+        source = np.asarray(img)
+    if isinstance(source, np.ndarray):
+        array = source
+        if array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4):
+            array = np.moveaxis(array, -1, 0)
+        elif array.ndim == 2:
+            array = array[None]
+        else:
+            raise ValueError(f"an image array must be (H, W) or (H, W, C) with C in 1..4, got shape {array.shape}")
+        is_uint8 = array.dtype == np.uint8
+        if not (is_uint8 or np.issubdtype(array.dtype, np.floating)):
+            raise ValueError(f"image arrays must be uint8 or float, got {array.dtype}")
+        return torch.from_numpy(np.array(array, dtype=np.float32)), is_uint8  # a copy: PIL's arrays are read-only
+    if isinstance(source, torch.Tensor):
+        x = source.detach().cpu()
+        if x.ndim == 4 and x.shape[0] == 1:
+            x = x[0]
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[0] not in (1, 2, 3, 4):
+            raise ValueError(f"an image tensor must be (H, W), (C, H, W) or (1, C, H, W) with C in 1..4, "
+                             f"got shape {tuple(source.shape)}")
+        return x.float(), x.dtype == torch.uint8
+    raise TypeError(f"load_image takes a file path, a PIL image, a NumPy array or a torch tensor, "
+                    f"got {type(source).__name__}")
+
+
+def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
+    """(C, H, W) in [0, 1] with C in 1..4 -> (channels, H, W): alpha onto black, RGB <-> grey (luminance)."""
+    if channels not in (1, 3):
+        raise ValueError(f"models take 1 (grey) or 3 (RGB) channels, got channels={channels}")
+    c = image.shape[0]
+    if c in (2, 4):  # composite onto the black background
+        image = image[:-1] * image[-1:]
+    if image.shape[0] == channels:
+        return image
+    if channels == 1:
+        return (image * _LUMA.view(3, 1, 1)).sum(0, keepdim=True)
+    return image.expand(3, -1, -1).clone()
+
+
+def _square(image: torch.Tensor, fit: str) -> torch.Tensor:
+    _, h, w = image.shape
+    if fit == "crop":
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        return image[:, top:top + s, left:left + s]
+    if fit == "pad":
+        s = max(h, w)
+        top, left = (s - h) // 2, (s - w) // 2
+        return F.pad(image, (left, s - w - left, top, s - h - top), value=0.0)
+    return image
+
+
+def load_image(source: Any, size: int, channels: int = 3, *, fit: str = "crop",
+               value_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Any image -> a (1, channels, size, size) float tensor in [-1, 1] (see the module's notes)."""
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
+    if int(size) != size or size < 1:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    x, is_uint8 = _from_source(source)
+    if x.shape[-1] < 1 or x.shape[-2] < 1:
+        raise ValueError(f"the image is empty: shape {tuple(x.shape)}")
+    lo, hi = (0.0, 255.0) if value_range is None and is_uint8 else (value_range or (0.0, 1.0))
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}")
+    if not torch.isfinite(x).all() or x.min() < lo - 1e-3 or x.max() > hi + 1e-3:
+        raise ValueError(f"the image's values span [{x.min().item():.3g}, {x.max().item():.3g}] but were expected in "
+                         f"[{lo:g}, {hi:g}]; float images are taken as [0, 1]: pass value_range=(-1, 1) for images "
+                         "already in [-1, 1], or value_range=(0, 255) for float pixels")
+    x = ((x - lo) / (hi - lo)).clamp(0, 1)
+    x = _square(to_channels(x, channels), fit)
+    x = F.interpolate(x[None], size=(int(size), int(size)), mode="bilinear", antialias=True, align_corners=False)
+    return (x.clamp(0, 1) * 2 - 1).contiguous()
+
+
+def load_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,
+                channels: int | None = None) -> torch.Tensor:
+    """The frames of a folder of images or of a video file, as (N, C, H, W) in [-1, 1].
+
+    ``size`` resizes every frame (an int gives square frames); ``channels=1`` turns RGB into grey
+    (luma), ``channels=3`` keeps RGB (the default: what the file holds, read as RGB). A folder is
+    read in natural file-name order (``frame_2.png`` before ``frame_10.png``); its images must share
+    one size unless ``size`` is given.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no folder or video file at '{path}'")
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    if path.is_dir():
+        video = read_frames_folder(path, size=size)     # (3, T, H, W)
+    else:
+        video = read_video(path, size=size)
+    frames = video.transpose(0, 1).float()                       # (T, 3, H, W)
+    if channels == 1:
+        frames = (frames * _LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return frames.contiguous()

@@ -5,10 +5,10 @@ import math
 
 import torch
 
-from ..conditioning.edit import sdedit_start as reference_sdedit_start
-from ..conditioning.model import model_input as reference_model_input
-from ..conditioning.scores import best_of_k, psnr
 from ..diffusion.schedules import make_schedule
+from ..metrics.psnr_ssim import best_of_k, psnr
+from ..video.edit import sdedit_start as reference_sdedit_start
+from ..video.masked_model import model_input as reference_model_input
 from . import exercise, expect, expect_close, expect_shape
 
 __all__ = ["check_model_input", "check_best_of_k_psnr", "check_sdedit_start"]
@@ -39,7 +39,7 @@ def check_model_input(model_input) -> None:
            "the known-frame channels are zero on the frames that are not given (known * mask); here every frame "
            "gets a copy of the latest given frame: nearest_given(known, mask).")
     expect_close(got[:, 3:6], want[:, 3:6], what="the known-frame channels (C..2C-1)",
-                 hint="they are nearest_given(known, mask) from vdlearn.conditioning.")
+                 hint="they are nearest_given(known, mask) from vdlearn.video.")
     expect_close(got[:, 7], want[:, 7], what="the noise-level channel (2C+1)",
                  hint="it is mask * aug_level, with aug_level (B,) viewed as (B, 1, 1, 1).")
     scalar = model_input(x_t, known, mask, 0.3)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from ..compare import nearest_neighbour_distance, pareto_front
+from ..compare import pareto_front
+from ..metrics.novelty import nearest_neighbour_distance
 from . import exercise, expect, expect_close, expect_shape
 
 __all__ = ["check_nearest_neighbour_distance", "check_pareto_front"]

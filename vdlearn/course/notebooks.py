@@ -8,7 +8,6 @@ cells are tagged ``raises-exception`` so that nbval accepts their (expected) err
 from __future__ import annotations
 
 import copy
-import json
 import re
 from pathlib import Path
 

@@ -2,7 +2,13 @@
 
 Every dataset makes its items from ``(seed, index)`` alone and has a vectorised ``get_batch(indices)``
 that returns what stacking the items would. Videos are (C, T, H, W) and images (C, H, W) in [-1, 1].
+
+- :mod:`.shapes`, :mod:`.digits`, :mod:`.toy2d`: the datasets;
+- :mod:`.clips`: the course's clip convention (B, C, T, H, W): validation, reshapes, blur;
+- :mod:`.batches`: batches as a pure function of (seed, step), the way every training loop draws them.
 """
+from .batches import BatchIndices, make_batch
+from .clips import batch_to_frames, check_clips, frames_to_batch, gaussian_blur, gaussian_kernel
 from .digits import DIGIT_SOURCES, DigitImages, MovingDigits, load_digit_source
 from .shapes import PALETTE, SHAPE_KINDS, BouncingShapes, ShapeImages, bounce, render_shapes
 from .toy2d import TOY2D_NAMES, Toy2D, mixture_modes, mixture_std, mode_coverage, sample_toy2d
@@ -24,4 +30,11 @@ __all__ = [
     "mixture_modes",
     "mixture_std",
     "mode_coverage",
+    "check_clips",
+    "frames_to_batch",
+    "batch_to_frames",
+    "gaussian_kernel",
+    "gaussian_blur",
+    "make_batch",
+    "BatchIndices",
 ]

@@ -9,6 +9,11 @@ label with probability ``p_uncond`` during training (:func:`drop_labels`), the u
 ``s = 1`` is the plain conditional model, ``s = 0`` the unconditional one, ``s > 1`` trades
 diversity for fidelity to ``y``. (The paper writes :math:`(1+w)\\varepsilon_c - w\\varepsilon_u`, i.e.
 :math:`s = 1 + w`.) The same combination is valid for x0- and v-predictions, which are affine in ε.
+
+The condition need not be a label. For video (lesson 08) it is a set of known frames and their
+mask; the unconditional prediction is the one with an empty mask (:func:`conditional_model`):
+
+.. math:: \\tilde v = v(x_t, t, \\varnothing) + s\\,\\bigl(v(x_t, t, c, m) - v(x_t, t, \\varnothing)\\bigr).
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["drop_labels", "guided_output", "classifier_free_guidance"]
+__all__ = ["drop_labels", "guided_output", "classifier_free_guidance", "conditional_model"]
 
 
 def _null_label(model: Callable, null_label: int | None) -> int:
@@ -77,5 +82,29 @@ def classifier_free_guidance(model: Callable, labels: torch.Tensor, scale: float
         out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null)]))
         cond, uncond = out.chunk(2)
         return guided_output(uncond, cond, scale)
+
+    return guided
+
+
+def conditional_model(model: Callable, known: torch.Tensor, mask: torch.Tensor, *, guidance_scale: float = 1.0,
+                      aug_level: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Wrap ``model(x_t, t, known, mask, aug_level)`` into the ``model(x, t)`` the samplers call.
+
+    ``known`` should already hold the (noise-augmented) given frames. With ``guidance_scale`` s ≠ 1
+    the conditional and unconditional predictions come from one call on a doubled batch.
+    """
+    if not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
+        raise ValueError(f"guidance_scale must be a number >= 0 (1: no guidance, 0: unconditional), "
+                         f"got {guidance_scale!r}")
+
+    def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if guidance_scale == 1.0:
+            return model(x, t, known, mask, aug_level)
+        none = torch.zeros_like(mask)
+        level = torch.as_tensor(aug_level, dtype=x.dtype, device=x.device).expand(x.shape[0])
+        out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([known, known]), torch.cat([mask, none]),
+                    torch.cat([level, level]))
+        cond, uncond = out.chunk(2)
+        return guided_output(uncond, cond, guidance_scale)
 
     return guided

@@ -10,6 +10,8 @@ The model is called ``steps`` times, at the integer timesteps of :func:`sampling
 - :func:`ddim_sample`: DDIM (Song et al. 2021, eq. 12), deterministic for ``eta=0``; ``eta=1`` is DDPM.
 - :func:`dpm_solver_pp_sample`: DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), good samples in 10-25 steps;
   with ``eta=1`` (:func:`dpm_solver_pp_sde_sample`) its stochastic SDE version.
+- ``"flow-euler"`` and ``"flow-heun"``: Euler and Heun on the flow-matching ODE
+  (:mod:`.flow_matching`); they also take ``schedule=None`` for a velocity model on t in [0, 1].
 
 Options they share: ``prediction_type`` ("eps", "x0" or "v": what the model outputs),
 ``clip_x0`` (clamp the predicted clean data to [-1, 1], for images), ``generator`` (a
@@ -26,11 +28,12 @@ from typing import Any, Callable
 
 import torch
 
+from .flow_matching import diffusion_model_from_velocity, flow_euler_sample, flow_heun_sample
 from .objectives import Model, check_prediction_type, x0_eps_from_output
 from .schedules import NoiseSchedule
 
 __all__ = ["SPACINGS", "sampling_timesteps", "denoise", "ddpm_sample", "ddim_sample", "dpm_solver_pp_sample",
-           "dpm_solver_pp_sde_sample", "SAMPLERS", "sample"]
+           "dpm_solver_pp_sde_sample", "SAMPLERS", "FLOW_SAMPLERS", "sample"]
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -224,11 +227,31 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "ddim": ddim_sample,
     "dpm++2m": dpm_solver_pp_sample,
     "dpm++2m-sde": dpm_solver_pp_sde_sample,
+    "flow-euler": flow_euler_sample,
+    "flow-heun": flow_heun_sample,
 }
+#: The samplers of the flow ODE, which also run a velocity model with ``schedule=None``.
+FLOW_SAMPLERS = ("flow-euler", "flow-heun")
 
 
-def sample(name: str, model: Model, x: torch.Tensor, schedule: NoiseSchedule, **options: Any) -> torch.Tensor:
-    """Run the sampler called ``name`` ("ddpm", "ddim", "dpm++2m" or "dpm++2m-sde") with ``options``."""
+def sample(name: str, model: Model, x: torch.Tensor, schedule: NoiseSchedule | None,
+           **options: Any) -> torch.Tensor:
+    """Run the sampler called ``name`` (a key of :data:`SAMPLERS`) with ``options``.
+
+    ``prediction_type`` names what ``model`` outputs, so one word swaps the objective: "eps", "x0",
+    "v", or "velocity" for a flow-matching model ``model(x, t)`` with t in [0, 1]. Such a model runs
+    in the diffusion samplers through :func:`~vdlearn.diffusion.flow_matching.diffusion_model_from_velocity`
+    (DDPM then is the stochastic sampler of the flow), and in the flow samplers directly, where
+    ``schedule=None`` gives continuous times (see :func:`~vdlearn.diffusion.flow_matching.flow_euler_sample`).
+    """
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; expected one of {sorted(SAMPLERS)}")
+    if name not in FLOW_SAMPLERS:
+        if not isinstance(schedule, NoiseSchedule):
+            raise ValueError(f"the sampler {name!r} steps through the timesteps of a NoiseSchedule, got "
+                             f"{type(schedule).__name__}; pass one (make_schedule('linear', 1000)), or use "
+                             f"one of {FLOW_SAMPLERS} with schedule=None")
+        if options.get("prediction_type") == "velocity":
+            model = diffusion_model_from_velocity(model, schedule, "v")
+            options = {**options, "prediction_type": "v"}
     return SAMPLERS[name](model, x, schedule, **options)

@@ -5,7 +5,8 @@
 
 :class:`SelfAttention` works on token sequences (B, N, C), so the same layer serves attention over
 the pixels of an image (:class:`SpatialSelfAttention`, N = H·W) and, in lesson 07, over the frames
-of a video (N = T). PyTorch picks a fused kernel (FlashAttention or memory-efficient) on a GPU.
+of a video (N = T: :class:`~vdlearn.nn.spacetime_unet.TemporalAttention`, with a relative position
+bias). PyTorch picks a fused kernel (FlashAttention or memory-efficient) on a GPU.
 """
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
-"""The building blocks of a diffusion U-Net (lesson 06): a conditioned ResBlock, down- and upsampling.
+"""The building blocks of the course's convolutional networks: residual blocks, the group-norm rule,
+down- and upsampling (lessons 02, 06, 09).
 
-The ResBlock (improved-diffusion's, with "scale-shift" conditioning, Dhariwal & Nichol 2021, sec. 3):
+:class:`ResBlock` is the plain block of the VAEs. :class:`TimestepResBlock` is a diffusion
+U-Net's (improved-diffusion's, with "scale-shift" conditioning, Dhariwal & Nichol 2021, sec. 3):
 
 .. math:: h = \\mathrm{Conv}(\\mathrm{SiLU}(\\mathrm{GN}(x))),\\quad
           h = \\mathrm{GN}(h)\\,(1 + s) + b,\\ (s, b) = \\mathrm{Linear}(\\mathrm{SiLU}(e)),\\quad
@@ -15,12 +17,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["group_norm", "zero_module", "ResBlock", "Downsample", "Upsample"]
+__all__ = ["group_norm", "zero_module", "ResBlock", "TimestepResBlock", "Downsample", "Upsample"]
 
 
-def group_norm(channels: int, max_groups: int = 32) -> nn.GroupNorm:
-    """GroupNorm with the largest group count <= ``max_groups`` that divides ``channels``."""
-    groups = max(g for g in range(1, min(max_groups, channels) + 1) if channels % g == 0)
+def group_norm(channels: int, max_groups: int = 32, min_group_size: int = 1) -> nn.GroupNorm:
+    """GroupNorm with the most groups (at most ``max_groups``) that divide ``channels`` evenly and
+    hold at least ``min_group_size`` channels each (the course's one rule; the VAEs ask for 4)."""
+    if channels < 1 or max_groups < 1 or min_group_size < 1:
+        raise ValueError(f"group_norm needs channels, max_groups and min_group_size >= 1, got "
+                         f"{channels}, {max_groups} and {min_group_size}")
+    groups = max(g for g in range(1, min(max_groups, channels) + 1)
+                 if channels % g == 0 and (channels // g >= min_group_size or g == 1))
     return nn.GroupNorm(groups, channels)
 
 
@@ -37,7 +44,23 @@ def _as_map(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 class ResBlock(nn.Module):
-    """Residual block of two 3×3 convolutions with scale-shift conditioning on an embedding (B, emb_dim)."""
+    """GroupNorm → SiLU → conv3×3, twice, plus a (1×1 when needed) skip connection: no conditioning (the VAEs)."""
+
+    def __init__(self, in_channels: int, out_channels: int, min_group_size: int = 4):
+        super().__init__()
+        self.block = nn.Sequential(
+            group_norm(in_channels, min_group_size=min_group_size), nn.SiLU(),
+            nn.Conv2d(in_channels, out_channels, 3, padding=1),
+            group_norm(out_channels, min_group_size=min_group_size), nn.SiLU(),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1))
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.block(x)
+
+
+class TimestepResBlock(nn.Module):
+    """A :class:`ResBlock` that listens to the timestep: scale-shift conditioning on an embedding (B, emb_dim)."""
 
     def __init__(self, in_channels: int, out_channels: int, emb_dim: int, dropout: float = 0.0):
         super().__init__()

@@ -22,8 +22,8 @@ Spatial attention stays at the low resolutions the image model has it; time is n
 downsampled, so any number of frames up to ``max_frames`` works.
 
 Joint image-and-video training (Ho et al. 2022, sec. 3.2): clips flagged ``independent`` skip
-the temporal layers, so their frames are denoised as unrelated images. :func:`video_diffusion_loss`
-mixes such stacks of images into a batch of clips.
+the temporal layers, so their frames are denoised as unrelated images
+(:func:`vdlearn.video.loss.video_diffusion_loss` mixes such stacks of images into a batch of clips).
 
 Fast by construction: no Python loop over frames, attention through
 ``F.scaled_dot_product_attention``, and the frame axis folded into the batch so channels_last
@@ -33,21 +33,18 @@ as for images.
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..diffusion.objectives import diffusion_loss
-from ..diffusion.schedules import NoiseSchedule
+from ..data.clips import batch_to_frames, frames_to_batch
 from .attention import SpatialSelfAttention
 from .blocks import Downsample, Upsample, group_norm
 from .unet2d import UNet2D
 
 __all__ = [
-    "frames_to_batch",
-    "batch_to_frames",
     "frames_to_sequences",
     "sequences_to_frames",
     "relative_positions",
@@ -55,25 +52,12 @@ __all__ = [
     "TemporalAttention",
     "TemporalLayers",
     "SpaceTimeUNet",
-    "check_clips",
-    "video_diffusion_loss",
 ]
 
 
 # ---------------------------------------------------------------------------------------------
-# the two reshapes that factorise space and time
+# the reshapes that factorise space and time (frames_to_batch is in vdlearn.data.clips)
 # ---------------------------------------------------------------------------------------------
-def frames_to_batch(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, T, H, W) videos -> (B·T, C, H, W) frames, the frames of a clip next to each other."""
-    b, c, t, h, w = x.shape
-    return x.transpose(1, 2).reshape(b * t, c, h, w)
-
-
-def batch_to_frames(x: torch.Tensor, frames: int) -> torch.Tensor:
-    """(B·T, C, H, W) frames -> (B, C, T, H, W) videos: the inverse of :func:`frames_to_batch`."""
-    return x.unflatten(0, (-1, frames)).transpose(1, 2)
-
-
 def frames_to_sequences(x: torch.Tensor, frames: int) -> torch.Tensor:
     """(B·T, C, H, W) frames -> (B·H·W, T, C): one sequence over time for every pixel of every clip."""
     bt, c, h, w = x.shape
@@ -356,62 +340,3 @@ class SpaceTimeUNet(nn.Module):
     def temporal_parameters(self) -> list[nn.Parameter]:
         """The parameters of the temporal layers only (to train them alone on a frozen image model)."""
         return [p for m in (self.temporal_down, self.temporal_mid, self.temporal_up) for p in m.parameters()]
-
-
-# ---------------------------------------------------------------------------------------------
-# training: clips in [-1, 1], mixed with independent images
-# ---------------------------------------------------------------------------------------------
-def check_clips(clips: torch.Tensor, channels: int | None = None, what: str = "clips") -> torch.Tensor:
-    """``clips`` itself, or a clear error unless it is a float (B, C, T, H, W) batch in [-1, 1]."""
-    if not isinstance(clips, torch.Tensor) or clips.ndim != 5 or not clips.is_floating_point():
-        shape = tuple(clips.shape) if isinstance(clips, torch.Tensor) else type(clips).__name__
-        raise ValueError(f"{what} must be a float tensor of videos (B, C, T, H, W), got {shape}")
-    if channels is not None and clips.shape[1] != channels:
-        raise ValueError(f"{what} have {clips.shape[1]} channels but {channels} are expected "
-                         f"(shape {tuple(clips.shape)}, channel axis second: (B, C, T, H, W))")
-    if clips.numel() and not torch.compiler.is_compiling():
-        lo, hi = clips.min().item(), clips.max().item()
-        if lo < -1.001 or hi > 1.001 or lo != lo:
-            raise ValueError(
-                f"{what} should hold values in [-1, 1], but they range over [{lo:.3g}, {hi:.3g}]; "
-                "map uint8 pixels with x / 127.5 - 1 and [0, 1] values with 2 * x - 1")
-    return clips
-
-
-def _image_stacks(images: torch.Tensor, count: int, frames: int, generator: torch.Generator | None) -> torch.Tensor:
-    """``count`` stacks of ``frames`` images drawn at random from ``images`` (N, C, H, W): (count, C, T, H, W)."""
-    pick = torch.randint(0, images.shape[0], (count * frames,), generator=generator, device=images.device)
-    return images[pick].unflatten(0, (count, frames)).transpose(1, 2)
-
-
-def video_diffusion_loss(model: SpaceTimeUNet | Callable, clips: torch.Tensor, schedule: NoiseSchedule, *,
-                         p_image: float = 0.0, images: torch.Tensor | None = None,
-                         prediction_type: str = "eps", min_snr_gamma: float | None = None,
-                         y: torch.Tensor | None = None,
-                         generator: torch.Generator | None = None) -> torch.Tensor:
-    """The denoising loss of :func:`vdlearn.diffusion.diffusion_loss` on clips, with joint image training.
-
-    With probability ``p_image`` each clip of the batch is replaced by a stack of T independent
-    images, flagged ``independent`` so the model skips its temporal layers for it (Ho et al. 2022,
-    sec. 3.2). The images come from ``images`` (N, C, H, W) when given (e.g. an image dataset),
-    else they are frames picked at random from the whole batch. ``clips`` must be in [-1, 1].
-    ``generator`` (on the clips' device) seeds which clips become images, and which images.
-    """
-    check_clips(clips, getattr(model, "in_channels", None))
-    if not 0.0 <= p_image <= 1.0:
-        raise ValueError(f"p_image must be a probability in [0, 1], got {p_image}")
-    b, c, frames, h, w = clips.shape
-    independent = None
-    if p_image > 0:
-        device = clips.device
-        independent = torch.rand(b, generator=generator, device=device) < p_image
-        pool = frames_to_batch(clips) if images is None else images.to(clips)
-        if pool.ndim != 4 or pool.shape[1:] != (c, h, w):
-            raise ValueError(f"images must be (N, {c}, {h}, {w}) to mix with clips {tuple(clips.shape)}, "
-                             f"got {tuple(pool.shape)}")
-        if images is not None:
-            check_clips(pool.unsqueeze(2), c, "images")
-        stacks = _image_stacks(pool, b, frames, generator)
-        clips = torch.where(independent.view(b, 1, 1, 1, 1), stacks, clips)
-    return diffusion_loss(lambda x, t: model(x, t, y=y, independent=independent), clips, schedule,
-                          prediction_type=prediction_type, min_snr_gamma=min_snr_gamma)

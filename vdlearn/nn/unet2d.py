@@ -1,7 +1,7 @@
 """A U-Net that predicts noise from a noisy image, a timestep and optionally a class (lesson 06).
 
 The architecture of DDPM / improved-diffusion, kept small: an input convolution, then per level
-``num_res_blocks`` :class:`~vdlearn.nn.blocks.ResBlock` (with self-attention at the levels in
+``num_res_blocks`` :class:`~vdlearn.nn.blocks.TimestepResBlock` (with self-attention at the levels in
 ``attention_levels``) and a downsampling; a middle of ResBlock-attention-ResBlock; the mirror path
 up with skip connections from the way down; GroupNorm, SiLU and a zero-initialised output
 convolution. The time embedding (plus a learned class embedding when ``num_classes`` is set) feeds
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .attention import SpatialSelfAttention
-from .blocks import Downsample, ResBlock, Upsample, group_norm, zero_module
+from .blocks import Downsample, TimestepResBlock, Upsample, group_norm, zero_module
 from .embeddings import TimestepEmbedding
 
 __all__ = ["UNet2D", "prepare_model", "count_parameters"]
@@ -74,8 +74,8 @@ class UNet2D(nn.Module):
                 self.down.append(Downsample(ch))
                 skips.append(ch)
 
-        self.mid = nn.ModuleList([ResBlock(ch, ch, emb_dim, dropout), SpatialSelfAttention(ch, num_heads),
-                                  ResBlock(ch, ch, emb_dim, dropout)])
+        self.mid = nn.ModuleList([TimestepResBlock(ch, ch, emb_dim, dropout), SpatialSelfAttention(ch, num_heads),
+                                  TimestepResBlock(ch, ch, emb_dim, dropout)])
 
         # the way up: each block eats one skip connection
         self.up = nn.ModuleList()
@@ -93,7 +93,7 @@ class UNet2D(nn.Module):
     @staticmethod
     def _block(cin: int, cout: int, emb_dim: int, dropout: float, attention: bool,
                num_heads: int) -> nn.ModuleList:
-        layers = [ResBlock(cin, cout, emb_dim, dropout)]
+        layers = [TimestepResBlock(cin, cout, emb_dim, dropout)]
         if attention:
             layers.append(SpatialSelfAttention(cout, num_heads))
         return nn.ModuleList(layers)

@@ -3,17 +3,18 @@
 * :mod:`.objectives`: reparameterisation, the Gaussian KL, likelihoods, the ELBO, bits per dimension;
 * :mod:`.gradients`: pathwise vs score-function gradient estimators;
 * :mod:`.linear_gaussian`: a model whose evidence and posterior are exact;
-* :mod:`.models`: ``MLPVAE``, ``ConvVAE``, ``FrameVAE``, the training loss and the evaluation;
+* :mod:`.models`: ``MLPVAE``, ``ConvVAE``, ``FrameVAE``;
+* :mod:`.fitting`: the training loss, held-out bounds, the latent scaling factor;
 * :mod:`.video`: frames in, latent interpolations and walks out.
 """
+from .fitting import calibrate_scaling_factor, evaluate_elbo, vae_loss
 from .gradients import pathwise_gradient, score_function_gradient
 from .linear_gaussian import LinearGaussian
-from .models import (VAE, ConvVAE, FrameVAE, MLPVAE, VAEOutput, calibrate_scaling_factor,
-                     evaluate_elbo, vae_loss)
+from .models import VAE, ConvVAE, FrameVAE, MLPVAE, VAEOutput
 from .objectives import (ELBOTerms, bernoulli_log_likelihood, bits_per_dim, elbo, gaussian_kl,
                          gaussian_log_likelihood, log_mean_exp, reparameterize)
 from .video import (interpolate_latents, latent_interpolation_video, latent_traversal,
-                    latent_walk_video, load_frames, pixel_crossfade, reconstruct_video, slerp)
+                    latent_walk_video, pixel_crossfade, reconstruct_video, slerp)
 
 __all__ = [
     "reparameterize", "gaussian_kl", "gaussian_log_likelihood", "bernoulli_log_likelihood",
@@ -22,6 +23,6 @@ __all__ = [
     "LinearGaussian",
     "VAEOutput", "VAE", "MLPVAE", "ConvVAE", "FrameVAE", "vae_loss", "evaluate_elbo",
     "calibrate_scaling_factor",
-    "load_frames", "slerp", "interpolate_latents", "pixel_crossfade", "latent_interpolation_video",
+    "slerp", "interpolate_latents", "pixel_crossfade", "latent_interpolation_video",
     "latent_traversal", "latent_walk_video", "reconstruct_video",
 ]

@@ -13,20 +13,19 @@ are :math:`(x+1)/2 \\in [0, 1]`; a Gaussian decoder models :math:`x` directly wi
 observation variance :math:`\\sigma^2` (a calibrated decoder, Rybkin et al. 2021), so its ELBO is
 a real bound rather than a mean-squared error with a hand-tuned weight.
 
-:func:`vae_loss` is the ``loss_fn`` for :func:`vdlearn.train.fit`; :func:`evaluate_elbo` measures the
-negative ELBO of held-out data in nats and bits per dimension.
+Training and evaluating them on data (the loss for ``fit``, held-out bounds, latent scaling) is
+:mod:`vdlearn.vae.fitting`.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .objectives import (LOG_2PI, ELBOTerms, bits_per_dim, elbo, gaussian_log_likelihood,
-                         log_mean_exp, reparameterize)
+from ..nn.blocks import ResBlock, group_norm
+from .objectives import ELBOTerms, elbo, reparameterize
 
 __all__ = [
     "VAEOutput",
@@ -34,9 +33,6 @@ __all__ = [
     "MLPVAE",
     "ConvVAE",
     "FrameVAE",
-    "vae_loss",
-    "evaluate_elbo",
-    "calibrate_scaling_factor",
 ]
 
 LOGVAR_RANGE = (-30.0, 20.0)  # keeps exp(logvar) finite in float32
@@ -121,11 +117,6 @@ class VAE(nn.Module):
         return elbo(self.targets(x) if target is None else target, out.decoder_out, out.mu,
                     out.logvar, likelihood=self.likelihood, obs_logvar=self.obs_logvar_value(),
                     beta=beta)
-
-
-def _group_norm(channels: int) -> nn.GroupNorm:
-    groups = next(g for g in (32, 16, 8, 4, 2, 1) if channels % g == 0 and channels // g >= 4 or g == 1)
-    return nn.GroupNorm(groups, channels)
 
 
 class MLPVAE(VAE):
@@ -217,19 +208,6 @@ class ConvVAE(VAE):
         return self.decoder(z)
 
 
-class ResBlock(nn.Module):
-    """GroupNorm → SiLU → conv3×3, twice, plus a (1×1 when needed) skip connection."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.block = nn.Sequential(_group_norm(cin), nn.SiLU(), nn.Conv2d(cin, cout, 3, padding=1),
-                                   _group_norm(cout), nn.SiLU(), nn.Conv2d(cout, cout, 3, padding=1))
-        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.skip(x) + self.block(x)
-
-
 class FrameVAE(VAE):
     """A fully convolutional VAE that compresses each video frame to a small spatial latent (lessons 02, 09).
 
@@ -259,7 +237,7 @@ class FrameVAE(VAE):
         enc: list[nn.Module] = [nn.Conv2d(in_channels, chans[0], 3, padding=1)]
         for i in range(levels):
             enc += [ResBlock(chans[i], chans[i]), nn.Conv2d(chans[i], chans[i + 1], 3, stride=2, padding=1)]
-        enc += [ResBlock(chans[-1], chans[-1]), _group_norm(chans[-1]), nn.SiLU(),
+        enc += [ResBlock(chans[-1], chans[-1]), group_norm(chans[-1], min_group_size=4), nn.SiLU(),
                 nn.Conv2d(chans[-1], 2 * latent_channels, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
 
@@ -268,7 +246,7 @@ class FrameVAE(VAE):
         for i in reversed(range(levels)):
             dec += [nn.Upsample(scale_factor=2, mode="nearest"),
                     nn.Conv2d(chans[i + 1], chans[i], 3, padding=1), ResBlock(chans[i], chans[i])]
-        dec += [_group_norm(chans[0]), nn.SiLU(), nn.Conv2d(chans[0], in_channels, 3, padding=1)]
+        dec += [group_norm(chans[0], min_group_size=4), nn.SiLU(), nn.Conv2d(chans[0], in_channels, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
 
     @property
@@ -338,124 +316,3 @@ class FrameVAE(VAE):
 
 
 # -- training and evaluation ------------------------------------------------------------------------
-
-def _images(batch: Any) -> torch.Tensor:
-    """The images of a batch: the first item of (images, labels); videos (B, C, T, H, W) become frames."""
-    x = batch[0] if isinstance(batch, (tuple, list)) else batch
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"a batch must be a tensor or (tensor, labels); got {type(x).__name__}")
-    if x.ndim == 5:
-        x = x.transpose(1, 2).flatten(0, 1)
-    return x
-
-
-def vae_loss(model: nn.Module, batch: Any, *, beta: float = 1.0,
-             binarize: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The ``loss_fn`` for :func:`vdlearn.train.fit`: :math:`\\operatorname{mean}[-\\log p(x|z) + \\beta\\,\\mathrm{KL}]`.
-
-    ``batch`` is images (B, C, H, W), videos (B, C, T, H, W) (trained as frames) or (images, labels).
-    ``binarize=True`` draws binary pixels :math:`x\\sim\\mathrm{Bernoulli}((x+1)/2)` afresh each time
-    (dynamic binarisation), so a Bernoulli decoder's ELBO bounds a true log-probability.
-    Logs ``neg_elbo``, ``recon``, ``kl`` (nats per example).
-    """
-    x = _images(batch)
-    target = model.targets(x)
-    if binarize:
-        if model.likelihood != "bernoulli":
-            raise ValueError("binarize=True needs a Bernoulli likelihood; this model is "
-                             f"{model.likelihood!r}")
-        target = torch.bernoulli(target)
-        x = target * 2 - 1
-    out = model(x)
-    terms = elbo(target, out.decoder_out, out.mu, out.logvar, likelihood=model.likelihood,
-                 obs_logvar=model.obs_logvar_value(), beta=beta)
-    return terms.loss, terms.metrics()
-
-
-@torch.no_grad()
-def evaluate_elbo(model: VAE, data: Any, *, batch_size: int = 256, binarize_seed: int | None = None,
-                  num_samples: int = 1, importance_samples: int = 0,
-                  max_examples: int | None = None) -> dict[str, float]:
-    """The negative ELBO of ``data`` (a Dataset or tensor), averaged per example (nats) and per dimension.
-
-    ``binarize_seed`` binarises each pixel once with that seed (a fixed binarised test set).
-    ``num_samples`` averages the one-sample ELBO over several :math:`z`.
-    ``importance_samples`` K > 0 also reports the importance-weighted bound (IWAE, Burda et al. 2016)
-
-    .. math:: -\\log p(x) \\le -\\log\\frac1K\\sum_k \\frac{p(x|z_k)p(z_k)}{q(z_k|x)} \\le -\\mathcal L(x)
-
-    as ``neg_log_likelihood_iw``: a tighter estimate of :math:`-\\log p(x)`.
-    Returns ``neg_elbo`` and ``bits_per_dim`` (and ``recon``, ``kl``, ``num_examples``).
-    """
-    from ..train import make_batch  # a sibling helper: how fit() itself builds batches
-
-    model.eval()
-    device = next(model.parameters()).device
-    n = len(data) if max_examples is None else min(len(data), max_examples)
-    if n < 1:
-        raise ValueError("evaluate_elbo needs at least one example; the data (or max_examples) is empty")
-    g = torch.Generator().manual_seed(binarize_seed) if binarize_seed is not None else None
-    sums = {"neg_elbo": 0.0, "recon": 0.0, "kl": 0.0, "neg_log_likelihood_iw": 0.0}
-    num_dims = 0
-    for start in range(0, n, batch_size):
-        x = _images(make_batch(data, torch.arange(start, min(start + batch_size, n)))).to(device)
-        target = model.targets(x)
-        if g is not None:
-            target = torch.bernoulli(target.cpu(), generator=g).to(device)
-            x = target * 2 - 1
-        for _ in range(num_samples):
-            terms = model.elbo_terms(x, target=target)
-            sums["neg_elbo"] += -terms.elbo.sum().item() / num_samples
-            sums["recon"] += -terms.log_likelihood.sum().item() / num_samples
-            sums["kl"] += terms.kl.sum().item() / num_samples
-        num_dims = terms.num_dims
-        if importance_samples:
-            sums["neg_log_likelihood_iw"] += -_iw_bound(model, x, target, importance_samples).sum().item()
-    out = {k: v / n for k, v in sums.items()}
-    if not importance_samples:
-        out.pop("neg_log_likelihood_iw")
-    out["bits_per_dim"] = float(bits_per_dim(out["neg_elbo"], num_dims))
-    out["num_examples"] = n
-    return out
-
-
-def _iw_bound(model: VAE, x: torch.Tensor, target: torch.Tensor, K: int) -> torch.Tensor:
-    """:math:`\\log\\frac1K\\sum_k p(x|z_k)p(z_k)/q(z_k|x)` per example (the IWAE bound)."""
-    mu, logvar = model.encode(x)
-    log_w = []
-    for _ in range(K):
-        z = reparameterize(mu, logvar)
-        if model.likelihood == "bernoulli":
-            logits = model.decode(z)
-            ll = -F.binary_cross_entropy_with_logits(logits, target, reduction="none").flatten(1).sum(1)
-        else:
-            ll = gaussian_log_likelihood(target, model.decode(z), model.obs_logvar_value())
-        log_pz = -0.5 * (LOG_2PI + z.pow(2)).flatten(1).sum(1)
-        log_qz = -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).flatten(1).sum(1)
-        log_w.append(ll + log_pz - log_qz)
-    return log_mean_exp(torch.stack(log_w), dim=0)
-
-
-@torch.no_grad()
-def calibrate_scaling_factor(vae: FrameVAE, data: Any, *, num_examples: int = 512,
-                             batch_size: int = 128) -> float:
-    """Set ``vae.scaling_factor`` to :math:`1/\\operatorname{std}(z)` over the posterior means of
-    ``data`` (frames, videos or a Dataset of them) and return it (lesson 09).
-
-    Diffusion models add noise of unit variance; latents scaled to unit variance keep the noise
-    schedule's signal-to-noise ratios as designed.
-    """
-    from ..train import make_batch
-
-    vae.eval()
-    device = next(vae.parameters()).device
-    n = min(len(data), num_examples)
-    if n == 0:
-        raise ValueError("calibrate_scaling_factor needs at least one example; the data is empty")
-    latents = []
-    for start in range(0, n, batch_size):
-        x = _images(make_batch(data, torch.arange(start, min(start + batch_size, n)))).to(device)
-        latents.append(vae.encode(x)[0].float().cpu())
-    std = torch.cat(latents).std().item()
-    vae.scaling_factor.fill_(1.0 / std)
-    return 1.0 / std

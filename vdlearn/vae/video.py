@@ -2,7 +2,7 @@
 
 The pipeline the course makes work end to end:
 
-1. :func:`load_frames` reads a folder of images or a video file into frames (N, C, H, W) in [-1, 1];
+1. :func:`vdlearn.videoio.load_frames` reads a folder of images or a video file into frames (N, C, H, W) in [-1, 1];
 2. a VAE is trained on those frames with :func:`vdlearn.train.fit` and :func:`~vdlearn.vae.vae_loss`;
 3. :func:`latent_interpolation_video` and :func:`latent_walk_video` decode a path through the latent
    space into a new video (C, T, H, W), saved with :func:`vdlearn.videoio.write_video`.
@@ -19,15 +19,12 @@ passes through the low-norm middle the decoder rarely saw.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import torch
 
 from .models import VAE
 
 __all__ = [
-    "load_frames",
     "slerp",
     "interpolate_latents",
     "pixel_crossfade",
@@ -36,33 +33,6 @@ __all__ = [
     "latent_walk_video",
     "reconstruct_video",
 ]
-
-
-def load_frames(path: str | os.PathLike, size: int | tuple[int, int] | None = None, *,
-                channels: int | None = None) -> torch.Tensor:
-    """The frames of a folder of images or of a video file, as (N, C, H, W) in [-1, 1].
-
-    ``size`` resizes every frame (an int gives square frames); ``channels=1`` turns RGB into grey
-    (luma), ``channels=3`` keeps RGB (the default: what the file holds, read as RGB). A folder is
-    read in natural file-name order (``frame_2.png`` before ``frame_10.png``); its images must share
-    one size unless ``size`` is given.
-    """
-    from .. import videoio
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no folder or video file at '{path}'")
-    if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
-    if path.is_dir():
-        video = videoio.read_frames_folder(path, size=size)     # (3, T, H, W)
-    else:
-        video = videoio.read_video(path, size=size)
-    frames = video.transpose(0, 1).float()                       # (T, 3, H, W)
-    if channels == 1:
-        luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-        frames = (frames * luma).sum(1, keepdim=True)
-    return frames.contiguous()
 
 
 def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:

@@ -19,22 +19,24 @@ from; the latents of a dataset are computed once (:func:`encode_dataset`) and re
 - :func:`encode_dataset`: every clip of a dataset, encoded once, as one tensor ``fit`` can train on;
 - :func:`latent_stats`: mean and standard deviation, overall and per channel;
 - :func:`latent_diffusion_loss`: the denoising loss on latent clips (a ``loss_fn`` body for ``fit``);
-- :func:`sample_latent_clips`: noise -> latent clips -> decoded clips;
-- :func:`train_step_cost`: seconds, activation memory and (on CUDA) peak memory of one training step.
+- :func:`sample_latent_clips`: noise -> latent clips -> decoded clips.
+
+What a training step costs (to compare pixel and latent models) is measured by
+:func:`vdlearn.train.train_step_cost`.
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .diffusion.objectives import diffusion_loss
-from .diffusion.samplers import SAMPLERS, sample
-from .diffusion.schedules import NoiseSchedule
-from .nn.spacetime_unet import check_clips
-from .vae.models import FrameVAE
+from ..data.batches import make_batch
+from ..data.clips import check_clips
+from ..diffusion.objectives import diffusion_loss
+from ..diffusion.samplers import SAMPLERS, sample
+from ..diffusion.schedules import NoiseSchedule
+from ..vae.models import FrameVAE
 
 __all__ = [
     "encode_clips",
@@ -43,7 +45,6 @@ __all__ = [
     "latent_stats",
     "latent_diffusion_loss",
     "sample_latent_clips",
-    "train_step_cost",
 ]
 
 
@@ -53,17 +54,6 @@ def _check_vae(vae: Any) -> FrameVAE:
                         f"latent and a scaling_factor), got {type(vae).__name__}; build one with "
                         "vdlearn.vae.FrameVAE(in_channels, latent_channels, downsample) and train it")
     return vae
-
-
-def _check_latents(latents: Any, channels: int | None = None, what: str = "latents") -> torch.Tensor:
-    if not isinstance(latents, torch.Tensor) or latents.ndim != 5 or not latents.is_floating_point():
-        shape = tuple(latents.shape) if isinstance(latents, torch.Tensor) else type(latents).__name__
-        raise ValueError(f"{what} must be a float tensor of latent clips (B, c, T, h, w), got {shape}; "
-                         "make them with encode_clips(vae, clips)")
-    if channels is not None and latents.shape[1] != channels:
-        raise ValueError(f"{what} have {latents.shape[1]} channels but the model expects {channels} "
-                         f"(shape {tuple(latents.shape)}, channel axis second: (B, c, T, h, w))")
-    return latents
 
 
 @torch.no_grad()
@@ -88,7 +78,7 @@ def encode_clips(vae: FrameVAE, clips: torch.Tensor, *, sample: bool = False, ch
 def decode_clips(vae: FrameVAE, latents: torch.Tensor, *, chunk_size: int = 256) -> torch.Tensor:
     """Scaled latents (B, c, T, h, w) -> clips (B, C, T, h·f, w·f) in [-1, 1]: :math:`\\hat x_t = D_\\phi(z_t/s)`."""
     vae = _check_vae(vae)
-    _check_latents(latents, vae.latent_channels)
+    check_clips(latents, vae.latent_channels, "latents", value_range=None)
     device = next(vae.parameters()).device
     return vae.decode_video(latents.to(device).float(), chunk_size=chunk_size)
 
@@ -102,7 +92,6 @@ def encode_dataset(vae: FrameVAE, data: Any, *, batch_size: int = 64, num_exampl
     Encoding once and training on the result is what makes a latent model cheap to train: the
     VAE's cost is paid once per clip, not once per step.
     """
-    from .train import make_batch
 
     vae = _check_vae(vae)
     n = len(data) if num_examples is None else min(len(data), int(num_examples))
@@ -121,7 +110,7 @@ def encode_dataset(vae: FrameVAE, data: Any, *, batch_size: int = 64, num_exampl
 
 def latent_stats(latents: torch.Tensor) -> dict[str, Any]:
     """``mean``, ``std`` over everything, and ``channel_std`` (a list, one per latent channel)."""
-    _check_latents(latents)
+    check_clips(latents, what="latents", value_range=None)
     z = latents.detach().float()
     return {"mean": z.mean().item(), "std": z.std().item(),
             "channel_std": z.transpose(0, 1).flatten(1).std(dim=1).tolist()}
@@ -136,7 +125,7 @@ def latent_diffusion_loss(model: nn.Module | Callable, latents: torch.Tensor, sc
     Unlike pixels, latents are not confined to [-1, 1]; instead their scale must be about 1 (the
     schedule's :math:`\\alpha_t, \\sigma_t` assume it), which is checked on every batch.
     """
-    _check_latents(latents, getattr(model, "in_channels", None))
+    check_clips(latents, getattr(model, "in_channels", None), "latents", value_range=None)
     if not torch.compiler.is_compiling() and latents.numel() > 1:
         std = latents.detach().float().std().item()
         if not 0.2 <= std <= 5.0:  # also catches NaN
@@ -173,75 +162,3 @@ def sample_latent_clips(model: nn.Module | Callable, vae: FrameVAE, num_clips: i
     latents = sample(sampler, model, noise, schedule, steps=steps, prediction_type=prediction_type, **options)
     clips = decode_clips(vae, latents.float())
     return (clips, latents) if return_latents else clips
-
-
-def _saved_bytes() -> tuple[Callable, Callable, dict[str, int]]:
-    """Hooks that add up the bytes of every distinct tensor autograd saves for the backward pass."""
-    seen: dict[str, int] = {"bytes": 0}
-    storages: set[int] = set()
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        key = t.untyped_storage().data_ptr()
-        if key not in storages:
-            storages.add(key)
-            seen["bytes"] += t.untyped_storage().nbytes()
-        return t
-
-    return pack, (lambda t: t), seen
-
-
-def train_step_cost(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor], torch.Tensor],
-                    batch: torch.Tensor, *, repeats: int = 3, warmup: int = 1,
-                    autocast: bool = True) -> dict[str, float | None]:
-    """What one training step (forward, backward, AdamW update) of ``loss_fn(model, batch)`` costs.
-
-    Returns ``seconds`` (the median of ``repeats`` timed steps after ``warmup`` untimed ones),
-    ``min_seconds`` (the fastest: the better estimate on a machine shared with other work),
-    ``activation_mb`` (the tensors autograd keeps for the backward pass: the memory that grows with
-    the batch and the resolution, measured the same way on every device) and ``peak_mb`` (CUDA's
-    peak allocated memory during the step; None elsewhere). The model's weights are restored.
-    """
-    from .runtime import autocast as autocast_ctx
-
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
-    device = batch.device
-    cuda = device.type == "cuda"
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    was_training = model.training
-    model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda or None)
-
-    def step() -> None:
-        with autocast_ctx(device) if autocast else torch.autocast(device.type, enabled=False):
-            loss = loss_fn(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    times = []
-    for i in range(warmup + repeats):
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    peak = None
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        step()
-        torch.cuda.synchronize(device)
-        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
-    pack, unpack, seen = _saved_bytes()
-    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
-        with autocast_ctx(device) if autocast else torch.autocast(device.type, enabled=False):
-            loss = loss_fn(model, batch)
-    del loss
-    opt.zero_grad(set_to_none=True)
-    model.load_state_dict(state)
-    model.train(was_training)
-    return {"seconds": sorted(times)[len(times) // 2], "min_seconds": min(times), "activation_mb": seen["bytes"] / 2**20, "peak_mb": peak}

@@ -16,10 +16,10 @@ from typing import Any, Callable
 
 import torch
 
+from ..data.clips import check_clips
 from ..diffusion.schedules import NoiseSchedule
-from ..nn.spacetime_unet import check_clips
 from .masks import task_mask
-from .sample import sample_video
+from .tasks import sample_video
 
 __all__ = ["extend_video"]
 
@@ -32,7 +32,7 @@ def extend_video(model: Callable, start: torch.Tensor, schedule: NoiseSchedule, 
 
     Every step samples a ``window``-frame clip (default ``model.frames``) given the last
     ``overlap`` frames so far (fewer if only fewer exist: a single image starts as image-to-video)
-    and appends its new frames. ``options`` go to :func:`~vdlearn.conditioning.sample.sample_video`
+    and appends its new frames. ``options`` go to :func:`~vdlearn.video.tasks.sample_video`
     (``guidance_scale``, ``aug_level``, ``sampler``, ``steps``, ...). Returns (B, C, total_frames, H, W).
     """
     if isinstance(start, torch.Tensor) and start.ndim == 4:

@@ -14,11 +14,11 @@ whether the true future is among what the model considers likely.
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
+
+from ..data.clips import gaussian_blur
 
 __all__ = ["psnr", "ssim", "best_of_k"]
 
@@ -36,12 +36,6 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(4.0 / mse.clamp(min=4e-10))).clamp(max=100.0)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-x ** 2 / (2 * sigma ** 2))
-    return g / g.sum()
-
-
 def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """SSIM (B,) of clips in [-1, 1] (eq. 13 of Wang et al. 2004), averaged over frames; 1 for equal clips."""
     _pair(pred, target)
@@ -50,11 +44,9 @@ def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: floa
     y = ((target.float() + 1) / 2).transpose(1, 2).reshape(b * t * c, 1, h, w)
     size = min(window, h, w)
     size -= 1 - size % 2  # an odd window that fits small frames
-    g = _gaussian_window(size, sigma).to(x.device)
 
-    def blur(z: torch.Tensor) -> torch.Tensor:  # separable Gaussian, 'valid' as in the reference code
-        z = F.conv2d(z, g.view(1, 1, 1, -1))
-        return F.conv2d(z, g.view(1, 1, -1, 1))
+    def blur(z: torch.Tensor) -> torch.Tensor:  # 'valid', as in the reference code
+        return gaussian_blur(z, sigma, radius=(size - 1) // 2, padding="valid")
 
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     mx, my = blur(x), blur(y)

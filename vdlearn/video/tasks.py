@@ -1,14 +1,10 @@
-"""Conditional sampling of a masked video model, with classifier-free guidance (lesson 08).
+"""The video tasks of one masked model: image to video, prediction, interpolation (lesson 08).
 
-The samplers of :mod:`vdlearn.diffusion.samplers` take any ``model(x, t)``; conditioning is a
-closure over the known frames and the mask (:func:`conditional_model`). Guidance extrapolates from
-the unconditional prediction (empty mask) to the conditional one (Ho & Salimans 2022):
-
-.. math:: \\tilde v = v(x_t, t, \\varnothing) + s\\,\\bigl(v(x_t, t, c, m) - v(x_t, t, \\varnothing)\\bigr),
-
-``s = 1`` is the conditional model itself (one network call per step), ``s > 1`` follows the
-condition more strongly. After the last step the given frames are put back exactly
-(``keep_given``): generated frames fill in around them.
+:func:`sample_video` samples clips whose masked frames are given: the samplers of
+:mod:`vdlearn.diffusion.samplers` take any ``model(x, t)``, and the condition (known frames and
+mask, with classifier-free guidance: :func:`vdlearn.diffusion.guidance.conditional_model`) is a
+closure over it. After the last step the given frames are put back exactly (``keep_given``):
+generated frames fill in around them.
 
 Shortcuts for the tasks: :func:`animate` (a still image becomes a clip), :func:`predict`
 (continue k frames), :func:`interpolate` (fill in between a first and a last frame).
@@ -19,38 +15,14 @@ from typing import Any, Callable
 
 import torch
 
-from ..diffusion.guidance import guided_output
+from ..data.clips import check_clips
+from ..diffusion.guidance import conditional_model
 from ..diffusion.samplers import sample
 from ..diffusion.schedules import NoiseSchedule
-from ..nn.spacetime_unet import check_clips
+from .masked_model import augment_condition
 from .masks import check_mask, task_mask
-from .model import augment_condition
 
-__all__ = ["conditional_model", "sample_video", "animate", "predict", "interpolate"]
-
-
-def conditional_model(model: Callable, known: torch.Tensor, mask: torch.Tensor, *, guidance_scale: float = 1.0,
-                      aug_level: float = 0.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Wrap ``model(x_t, t, known, mask, aug_level)`` into the ``model(x, t)`` the samplers call.
-
-    ``known`` should already hold the (noise-augmented) given frames. With ``guidance_scale`` s ≠ 1
-    the conditional and unconditional predictions come from one call on a doubled batch.
-    """
-    if not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
-        raise ValueError(f"guidance_scale must be a number >= 0 (1: no guidance, 0: unconditional), "
-                         f"got {guidance_scale!r}")
-
-    def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if guidance_scale == 1.0:
-            return model(x, t, known, mask, aug_level)
-        none = torch.zeros_like(mask)
-        level = torch.as_tensor(aug_level, dtype=x.dtype, device=x.device).expand(x.shape[0])
-        out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([known, known]), torch.cat([mask, none]),
-                    torch.cat([level, level]))
-        cond, uncond = out.chunk(2)
-        return guided_output(uncond, cond, guidance_scale)
-
-    return guided
+__all__ = ["sample_video", "animate", "predict", "interpolate"]
 
 
 @torch.no_grad()
@@ -99,7 +71,7 @@ def animate(model: Callable, image: torch.Tensor, schedule: NoiseSchedule, frame
     if not isinstance(image, torch.Tensor) or image.ndim != 4:
         shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
         raise ValueError(f"image must be a batch of images (B, C, H, W), got {shape}; add a batch axis with "
-                         "image[None], or load a file with vdlearn.conditioning.load_image")
+                         "image[None], or load a file with vdlearn.videoio.load_image")
     frames = _check_frames(model, frames)
     known = image.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()
     mask = task_mask("image_to_video", frames, batch=image.shape[0], device=image.device)

@@ -30,15 +30,16 @@ sampling time anyway):
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.clips import check_clips
 from ..diffusion.objectives import check_prediction_type, q_sample, training_target
 from ..diffusion.schedules import NoiseSchedule
-from ..nn.spacetime_unet import SpaceTimeUNet, check_clips
+from ..nn.spacetime_unet import SpaceTimeUNet
 from .masks import check_mask, mask_to_channel, random_masks
 
 __all__ = ["nearest_given", "model_input", "augment_condition", "MaskedVideoDiffusion", "masked_diffusion_loss"]
@@ -144,7 +145,7 @@ def masked_diffusion_loss(model: MaskedVideoDiffusion, clips: torch.Tensor, sche
                           generator: torch.Generator | None = None) -> torch.Tensor:
     """The masked-conditional denoising loss on a batch of clips (B, C, T, H, W) in [-1, 1].
 
-    For every clip: a task mask from :func:`~vdlearn.conditioning.masks.random_masks` (``probs``,
+    For every clip: a task mask from :func:`~vdlearn.video.masks.random_masks` (``probs``,
     ``max_k``), cleared with probability ``p_uncond`` (condition dropout), a noise-augmentation
     level :math:`\\sigma_{aug} \\sim U[0, \\sigma_{max}]` (``max_aug``; 0 turns it off), a timestep and
     noise; the loss averages the squared error over the frames that were *not* given.

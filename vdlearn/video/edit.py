@@ -17,11 +17,11 @@ from typing import Any, Callable
 
 import torch
 
+from ..data.clips import check_clips
 from ..diffusion.objectives import q_sample
 from ..diffusion.schedules import NoiseSchedule
-from ..nn.spacetime_unet import check_clips
 from .masks import task_mask
-from .sample import sample_video
+from .tasks import sample_video
 
 __all__ = ["check_strength", "sdedit_start", "sdedit"]
 
@@ -61,7 +61,7 @@ def sdedit(model: Callable, video: torch.Tensor, strength: float, schedule: Nois
     ``first_frame`` (B, C, H, W), if given, is the new first frame: the denoising is conditioned on
     it (image-to-video mask) and the result starts with it; otherwise the model runs
     unconditionally. The sampler takes ``max(1, round(steps · strength))`` steps from
-    :math:`t_s` to 0; ``options`` go to :func:`~vdlearn.conditioning.sample.sample_video`
+    :math:`t_s` to 0; ``options`` go to :func:`~vdlearn.video.tasks.sample_video`
     (``guidance_scale``, ``aug_level``, ``prediction_type``, ...).
     """
     strength = check_strength(strength)
@@ -70,7 +70,7 @@ def sdedit(model: Callable, video: torch.Tensor, strength: float, schedule: Nois
     if first_frame is not None and (not isinstance(first_frame, torch.Tensor) or first_frame.shape != (b, c, h, w)):
         shape = tuple(first_frame.shape) if isinstance(first_frame, torch.Tensor) else type(first_frame).__name__
         raise ValueError(f"first_frame must be (B, C, H, W) = {(b, c, h, w)} like the clip's frames, got {shape}; "
-                         "load and resize an image with vdlearn.conditioning.load_image")
+                         "load and resize an image with vdlearn.videoio.load_image")
     if strength == 0:
         return video.clone() if first_frame is None else torch.cat([first_frame.unsqueeze(2), video[:, :, 1:]], 2)
     x_t, t_start = sdedit_start(video, strength, schedule, noise, generator)

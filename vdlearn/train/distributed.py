@@ -1,8 +1,8 @@
 """Training on several GPUs (or CPU processes) with DistributedDataParallel.
 
-Launch any script that calls :func:`vdlearn.train.fit` with ``torchrun``::
+Launch any script that calls :func:`vdlearn.train.fit` with ``torchrun``; the course's demo is::
 
-    torchrun --nproc_per_node 2 -m vdlearn.distributed --num-steps 200
+    torchrun --nproc_per_node 2 -m vdlearn.course.ddp_demo --num-steps 200
 
 ``fit`` notices the ``torchrun`` environment, joins the process group, wraps the model in
 ``DistributedDataParallel`` and gives each process its own slice of every global batch: with N
@@ -13,7 +13,6 @@ the single-process run.
 """
 from __future__ import annotations
 
-import argparse
 import atexit
 import os
 
@@ -75,35 +74,3 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     x = x.clone()
     dist.all_reduce(x, op=dist.ReduceOp.SUM)
     return x / world_size()
-
-
-def _demo() -> None:
-    """Train a small digit classifier with ``fit``: run it under torchrun to see DDP at work."""
-    from torch import nn
-
-    from .data import DigitImages
-    from .train import fit
-
-    parser = argparse.ArgumentParser(description=_demo.__doc__)
-    parser.add_argument("--num-steps", type=int, default=200)
-    parser.add_argument("--batch-size", type=int, default=32, help="per process")
-    parser.add_argument("--checkpoint", default=None)
-    args = parser.parse_args()
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1), nn.SiLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.SiLU(),
-                          nn.Flatten(), nn.Linear(32 * 7 * 7, 10))
-
-    def loss_fn(model, batch):
-        images, labels = batch
-        logits = model(images)
-        return nn.functional.cross_entropy(logits, labels), {"accuracy": (logits.argmax(1) == labels).float().mean()}
-
-    result = fit(model, loss_fn, DigitImages(num_images=4096), num_steps=args.num_steps,
-                 batch_size=args.batch_size, lr=2e-3, log_every=50, checkpoint_path=args.checkpoint)
-    if is_main_process():
-        print(f"{world_size()} process(es): final loss {result.history['loss'][-1]:.3f}, "
-              f"accuracy {result.history['accuracy'][-1]:.3f}")
-
-
-if __name__ == "__main__":
-    _demo()

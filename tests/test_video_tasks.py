@@ -1,4 +1,4 @@
-"""Tests of vdlearn.conditioning: masks, the masked model, conditional sampling, extension, SDEdit, images."""
+"""Tests of vdlearn.video: masks, the masked model, conditional sampling, extension, SDEdit, images."""
 import math
 
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-import vdlearn.conditioning as C
+import vdlearn.video as C
+from vdlearn import diffusion, metrics, videoio
 from vdlearn.diffusion import ddim_sample, guided_output, make_schedule, q_sample
 
 SCHEDULE = make_schedule("cosine", 100)
@@ -162,11 +163,11 @@ def test_guidance_scale_one_is_the_conditional_model_and_s_extrapolates():
     assert torch.allclose(got, want, atol=1e-5)
     t = torch.tensor([40, 40])
     with torch.no_grad():
-        guided = C.conditional_model(model, x, mask, guidance_scale=3.0)(noise, t)
+        guided = diffusion.conditional_model(model, x, mask, guidance_scale=3.0)(noise, t)
         cond, uncond = model(noise, t, x, mask), model(noise, t)
     assert torch.allclose(guided, guided_output(uncond, cond, 3.0), atol=1e-4)
     with pytest.raises(ValueError, match="guidance_scale"):
-        C.conditional_model(model, x, mask, guidance_scale=-1)
+        diffusion.conditional_model(model, x, mask, guidance_scale=-1)
 
 
 def test_sampling_bad_inputs():
@@ -230,42 +231,42 @@ def test_load_image_from_a_png_of_another_size(tmp_path):
     pixels[:, :25] = (255, 0, 0)
     path = tmp_path / "photo.png"
     Image.fromarray(pixels).save(path)
-    img = C.load_image(path, 16)
+    img = videoio.load_image(path, 16)
     assert img.shape == (1, 3, 16, 16) and img.min() >= -1 and img.max() <= 1
     assert torch.allclose(img[0, :, 8, 0], torch.tensor([1.0, -1, -1]), atol=1e-3)  # left: red, centre crop
     assert torch.allclose(img[0, :, 8, -1], torch.tensor([-1.0, -1, -1]), atol=1e-3)
-    grey = C.load_image(str(path), 16, channels=1)
+    grey = videoio.load_image(str(path), 16, channels=1)
     assert grey.shape == (1, 1, 16, 16)
     assert abs(grey[0, 0, 8, 0].item() - (2 * 0.299 - 1)) < 1e-3  # luminance of pure red
-    assert C.load_image(path, 12, fit="pad").shape == (1, 3, 12, 12)
+    assert videoio.load_image(path, 12, fit="pad").shape == (1, 3, 12, 12)
 
 
 def test_load_image_channels_and_ranges():
     grey = np.full((10, 10), 0.5, dtype=np.float32)
-    assert torch.allclose(C.load_image(grey, 4), torch.zeros(1, 3, 4, 4), atol=1e-6)
+    assert torch.allclose(videoio.load_image(grey, 4), torch.zeros(1, 3, 4, 4), atol=1e-6)
     rgba = np.zeros((8, 8, 4), dtype=np.uint8)
     rgba[..., :3], rgba[..., 3] = 255, 0  # white but fully transparent: black
-    assert torch.allclose(C.load_image(rgba, 8), -torch.ones(1, 3, 8, 8))
+    assert torch.allclose(videoio.load_image(rgba, 8), -torch.ones(1, 3, 8, 8))
     t = torch.rand(3, 20, 20) * 2 - 1
-    assert torch.allclose(C.load_image(t, 20, value_range=(-1, 1)), t[None], atol=1e-5)
+    assert torch.allclose(videoio.load_image(t, 20, value_range=(-1, 1)), t[None], atol=1e-5)
     with pytest.raises(ValueError, match="value_range"):
-        C.load_image(t, 20)
+        videoio.load_image(t, 20)
     with pytest.raises(FileNotFoundError, match="no image file"):
-        C.load_image("/nonexistent/cat.jpg", 32)
+        videoio.load_image("/nonexistent/cat.jpg", 32)
     with pytest.raises(ValueError, match=r"\(H, W, C\)"):
-        C.load_image(np.zeros((4, 4, 7), np.uint8), 4)
+        videoio.load_image(np.zeros((4, 4, 7), np.uint8), 4)
     with pytest.raises(TypeError, match="file path"):
-        C.load_image(42, 4)
+        videoio.load_image(42, 4)
 
 
 # ---- scores --------------------------------------------------------------------------------
 def test_psnr_ssim_and_best_of_k():
     x = clips(b=3) * 0.8
-    assert torch.allclose(C.psnr(x + 0.1, x), torch.full((3,), 10 * math.log10(4 / 0.01)), atol=1e-3)
-    assert torch.allclose(C.ssim(x, x), torch.ones(3))
+    assert torch.allclose(metrics.psnr(x + 0.1, x), torch.full((3,), 10 * math.log10(4 / 0.01)), atol=1e-3)
+    assert torch.allclose(metrics.ssim(x, x), torch.ones(3))
     noisy = (x + 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(0))).clamp(-1, 1)
-    assert (C.ssim(noisy, x) < 0.9).all()
+    assert (metrics.ssim(noisy, x) < 0.9).all()
     samples = torch.stack([x + 0.2, x + 0.05, x - 0.1])
-    assert torch.allclose(C.best_of_k(samples, x), C.psnr(x + 0.05, x))
+    assert torch.allclose(metrics.best_of_k(samples, x), metrics.psnr(x + 0.05, x))
     with pytest.raises(ValueError, match="k samples per clip"):
-        C.best_of_k(x, x)
+        metrics.best_of_k(x, x)

@@ -22,6 +22,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..data.clips import gaussian_blur
+
 __all__ = [
     "copy_last_frame",
     "centroid",
@@ -102,16 +104,6 @@ def warp(frames: torch.Tensor, flow: torch.Tensor, fill: float = -1.0) -> torch.
     return out + fill
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(2.5 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
 def _lk_step(f0: torch.Tensor, f1: torch.Tensor, window: float, eps: float) -> torch.Tensor:
     """One Lucas–Kanade solve: per pixel, the 2×2 least squares A u = b over a Gaussian window.
 
@@ -124,8 +116,8 @@ def _lk_step(f0: torch.Tensor, f1: torch.Tensor, window: float, eps: float) -> t
     ix = (F.pad(avg, (1, 1, 0, 0), mode="replicate")[..., :, 2:] - F.pad(avg, (1, 1, 0, 0), mode="replicate")[..., :, :-2]) / 2
     iy = (F.pad(avg, (0, 0, 1, 1), mode="replicate")[..., 2:, :] - F.pad(avg, (0, 0, 1, 1), mode="replicate")[..., :-2, :]) / 2
     it = g1 - g0
-    sxx, syy, sxy = (_gaussian_blur(v, window) for v in (ix * ix, iy * iy, ix * iy))
-    sxt, syt = (_gaussian_blur(v, window) for v in (ix * it, iy * it))
+    sxx, syy, sxy = (gaussian_blur(v, window) for v in (ix * ix, iy * iy, ix * iy))
+    sxt, syt = (gaussian_blur(v, window) for v in (ix * it, iy * it))
     det = sxx * syy - sxy * sxy + eps
     u = -(syy * sxt - sxy * syt) / det
     v = -(sxx * syt - sxy * sxt) / det

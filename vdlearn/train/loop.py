@@ -1,0 +1,188 @@
+"""The one training loop of the course: batches, checkpoints, exact resume, EMA, progress, history.
+
+What differs between training a denoiser and training a GAN is the *step*: one loss and one
+optimiser, or two players taking turns. :func:`training_loop` takes the step as a function and
+does everything around it, the same way for every model:
+
+- **batches** are a pure function of ``(seed, draw)`` (:class:`vdlearn.data.BatchIndices`); a step
+  that needs k batches (a GAN's discriminator steps) gets draws ``k·s, ..., k·s + k - 1``;
+- **checkpoints** (:func:`vdlearn.train.save_checkpoint`, atomic) every ``checkpoint_every`` steps
+  and at the end hold every module, optimiser and scheduler, the EMA, the history, the random
+  state and the run's ``config``; when ``checkpoint_path`` exists the loop resumes from it, with
+  exactly the numbers an uninterrupted run would have produced, and refuses a checkpoint made
+  with another ``config``;
+- an **EMA** (:mod:`vdlearn.train.ema`) of one module, updated after every step;
+- a **history** of every number the step returns, averaged over ``log_every`` steps (and over
+  processes under ``torchrun``), a check that the losses stay finite, a progress bar and a
+  ``callback(step, module)`` at each log.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from ..data.batches import BatchIndices, make_batch
+from . import distributed
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .ema import make_ema
+
+__all__ = ["LoopResult", "training_loop", "to_device"]
+
+#: ``step(s, batches) -> {"name": scalar tensor}``: one training step on ``batches_per_step`` batches.
+Step = Callable[[int, list[Any]], Mapping[str, Any]]
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move a tensor, or tuples/lists/dicts of tensors, to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+@dataclass(kw_only=True)
+class LoopResult:
+    """What :func:`training_loop` returns: the EMA copy (or None), the history, the step reached, the time."""
+
+    ema_model: nn.Module | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    step: int = 0
+    seconds: float = 0.0
+
+
+def training_loop(
+    step: Step,
+    data: Dataset | torch.Tensor,
+    *,
+    modules: Mapping[str, nn.Module],
+    optimizers: Mapping[str, torch.optim.Optimizer],
+    schedulers: Mapping[str, Any] | None = None,
+    num_steps: int,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+    config: Mapping[str, Any] | None = None,
+    batches_per_step: int = 1,
+    ema_of: str | None = None,
+    ema_decay: float | None = None,
+    finite: Callable[[str, float, int], str | None] | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    log_every: int = 10,
+    progress: bool = True,
+    desc: str = "training",
+    callback: Callable[[int, nn.Module], None] | None = None,
+) -> LoopResult:
+    """Run ``step`` for steps ``start .. num_steps - 1`` (``start`` > 0 when resuming); see the module docstring.
+
+    ``modules``, ``optimizers`` and ``schedulers`` are saved in checkpoints under their names;
+    ``ema_of`` names the module to average (with ``ema_decay``) and the one ``callback`` gets.
+    ``finite(key, value, step)`` is asked about every logged number that is not finite and returns
+    the error message to raise (or None to accept it).
+    """
+    if num_steps < 0:
+        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    schedulers = dict(schedulers or {})
+    rank, world = distributed.rank(), distributed.world_size()
+    main = rank == 0
+    watched = modules[ema_of] if ema_of is not None else next(iter(modules.values()))
+    ema = make_ema(watched, ema_decay) if ema_decay is not None else None
+    indices = BatchIndices(len(data), batch_size, seed, rank, world)
+    config = {"batch_size": batch_size, "seed": seed, "world_size": world, **(config or {})}
+    history: dict[str, list[float]] = {"step": []}
+    start = 0
+
+    ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    if ckpt is not None and ckpt.exists():
+        state = load_checkpoint(ckpt, map_location=device)
+        if state.get("config") != config:
+            raise ValueError(
+                f"checkpoint '{ckpt}' was made with {state.get('config')}, but this run uses "
+                f"{config}; use the same settings to resume, or another checkpoint_path"
+            )
+        for group, objects in (("modules", modules), ("optimizers", optimizers), ("schedulers", schedulers)):
+            for name, obj in objects.items():
+                obj.load_state_dict(state[group][name])
+        if ema is not None:
+            if state.get("ema") is None:
+                raise ValueError(f"checkpoint '{ckpt}' has no EMA weights but ema_decay is set")
+            ema.load_state_dict(state["ema"])
+        history, start = state["history"], int(state["step"])
+        set_rng_state(state["rng"][rank])
+    else:
+        torch.manual_seed(seed + rank)  # each process draws its own noise
+
+    def checkpoint(done: int) -> None:
+        if ckpt is None:
+            return
+        rngs = [rng_state()]
+        if world > 1:
+            rngs = [None] * world
+            torch.distributed.all_gather_object(rngs, rng_state())
+        if main:
+            save_checkpoint({
+                "modules": {k: m.state_dict() for k, m in modules.items()},
+                "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
+                "ema": ema.state_dict() if ema is not None else None,
+                "step": done, "history": history, "rng": rngs, "config": config,
+            }, ckpt)
+
+    bar = None
+    if progress and main and num_steps > start:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=num_steps, initial=start, desc=desc, leave=False)
+
+    for module in modules.values():
+        module.train()
+    t0 = time.perf_counter()
+    window: dict[str, list[torch.Tensor]] = {}
+    for s in range(start, num_steps):
+        batches = [to_device(make_batch(data, indices(s * batches_per_step + k)), device)
+                   for k in range(batches_per_step)]
+        logs = step(s, batches)
+        if ema is not None:
+            ema.update_parameters(watched)
+        for key, value in logs.items():
+            window.setdefault(key, []).append(torch.as_tensor(value).detach().float().reshape(()))
+
+        done = s + 1
+        saving = bool(checkpoint_every) and done % checkpoint_every == 0 and done != num_steps
+        if done % log_every == 0 or done == num_steps or saving:
+            history["step"].append(done)
+            for key, values in window.items():
+                values = distributed.all_reduce_mean(torch.stack(values)).cpu()
+                bad = (~torch.isfinite(values)).nonzero()
+                if len(bad) and finite is not None:
+                    message = finite(key, values[bad[0]].item(), done - len(values) + int(bad[0]))
+                    if message:
+                        raise FloatingPointError(message)
+                history.setdefault(key, []).append(values.mean().item())
+            window = {}
+            if bar is not None:
+                bar.set_postfix({k: f"{v[-1]:.4f}" for k, v in history.items() if k != "step"
+                                 and k in ("loss", "d_loss", "g_loss")})
+            if callback is not None and main:
+                callback(done, watched)
+        if bar is not None:
+            bar.update(1)
+        if saving:
+            checkpoint(done)
+    if bar is not None:
+        bar.close()
+    if num_steps > start:
+        checkpoint(num_steps)
+    for module in modules.values():
+        module.eval()
+    ema_model = ema.module.eval() if ema is not None else None
+    return LoopResult(ema_model=ema_model, history=history, step=num_steps, seconds=time.perf_counter() - t0)
