@@ -2,6 +2,7 @@
 import math
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -273,3 +274,44 @@ def test_toy2d_errors_and_dataset():
     assert torch.equal(ds.get_batch([3, 0]), torch.stack([ds[3], ds[0]]))
     with pytest.raises(IndexError):
         ds[50]
+
+
+# --------------------------------------------------------------------------- indices and sizes
+_DATASETS = {
+    "BouncingShapes": lambda: BouncingShapes(num_clips=4, frames=2, size=16),
+    "ShapeImages": lambda: ShapeImages(num_images=4, size=16),
+    "DigitImages": lambda: DigitImages(num_images=4),
+    "MovingDigits": lambda: MovingDigits(num_clips=4, frames=2, size=32),
+    "Toy2D": lambda: Toy2D(n=4),
+}
+
+
+def _item(x):
+    return x[0] if isinstance(x, tuple) else x
+
+
+@pytest.mark.parametrize("name", list(_DATASETS))
+def test_non_integer_indices_are_a_type_error(name):
+    ds = _DATASETS[name]()
+    for bad in (1.7, 1.0, "1", True, np.float32(1), torch.tensor(1.5), None):
+        with pytest.raises(TypeError, match=rf"{name} indices must be integers.*int\(i\)"):
+            ds[bad]
+    for bad in ([0.5, 1], "01", np.array([1.0]), torch.tensor([True, False])):
+        with pytest.raises(TypeError, match="indices must be integers"):
+            ds.get_batch(bad)
+    one = _item(ds[1])
+    for same in (np.int64(1), np.int32(1), torch.tensor(1), torch.tensor(1, dtype=torch.int32), -3):
+        assert torch.equal(_item(ds[same]), one)
+    batch = _item(ds.get_batch(np.array([1, 2])))
+    assert torch.equal(batch, _item(ds.get_batch(range(1, 3)))) and torch.equal(batch[0], one)
+
+
+def test_moving_digits_move_at_every_size():
+    ds = MovingDigits(num_clips=8, frames=8, size=28, return_trajectory=True)
+    assert ds.digit_size == 12  # Moving MNIST's proportion, 28 px in 64 px
+    clips, traj = ds.get_batch(range(8))
+    assert ((clips[:, :, 1:] - clips[:, :, :-1]).abs().amax(dim=(1, 2, 3, 4)) > 0.5).all()  # every clip moves
+    assert ((traj.amax(2) - traj.amin(2)).norm(dim=-1) > 3).all()  # each digit travels, not stuck between walls
+    assert MovingDigits(num_clips=1, size=64).digit_size == 28  # the default clips are unchanged
+    with pytest.raises(ValueError, match=r"digit_size=28 leaves no room to move in size=28.*smaller than size"):
+        MovingDigits(size=28, digit_size=28)

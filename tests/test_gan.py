@@ -271,8 +271,30 @@ def test_resume_from_checkpoint_gives_the_uninterrupted_run(tmp_path):
     assert resumed.history == full.history
     for pa, pb in zip(resumed.ema_generator.parameters(), full.ema_generator.parameters()):
         torch.testing.assert_close(pa, pb, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="was made with"):
+    with pytest.raises(ValueError, match="made with other settings.*loss: 'nonsaturating' there, 'hinge' here"):
         _toy_run(40, ema_decay=0.9, checkpoint_path=path, loss="hinge")
+
+
+def test_an_annealed_run_resumes_exactly_and_only_to_its_own_end(tmp_path):
+    """The noise schedule depends on num_steps: an interrupted run resumes exactly; a finished one cannot be
+    stretched to another length (its schedule would not be the straight run's)."""
+    full = _toy_run(30, instance_noise=(0.5, 0.0))
+    path = tmp_path / "gan.pt"
+
+    def interrupt(step, generator):
+        if step == 15:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _toy_run(30, instance_noise=(0.5, 0.0), checkpoint_path=path, checkpoint_every=15, callback=interrupt)
+    resumed = _toy_run(30, instance_noise=(0.5, 0.0), checkpoint_path=path)
+    assert resumed.history == full.history
+    for pa, pb in zip(resumed.generator.parameters(), full.generator.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=0)
+    short = tmp_path / "short.pt"
+    _toy_run(15, instance_noise=(0.5, 0.0), checkpoint_path=short)
+    with pytest.raises(ValueError, match="num_steps: 15 there, 30 here"):
+        _toy_run(30, instance_noise=(0.5, 0.0), checkpoint_path=short)
 
 
 def test_divergence_is_reported_clearly():

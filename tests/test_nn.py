@@ -180,3 +180,12 @@ def test_denoising_mlp():
     assert net(torch.randn(5, 2), torch.randint(0, 100, (5,))).shape == (5, 2)
     with pytest.raises(ValueError, match=r"points \(B, 2\)"):
         net(torch.randn(5, 3), torch.zeros(5))
+
+
+@pytest.mark.parametrize("kwargs, name", [(dict(base_channels=0), "base_channels"), (dict(in_channels=-1), "in_channels"),
+                                          (dict(channel_mults=(1, 0)), "channel_mults"),
+                                          (dict(num_res_blocks=0), "num_res_blocks")])
+def test_unet2d_sizes_that_make_no_network_are_explained(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        UNet2D(**kwargs)
+

@@ -4,13 +4,43 @@ import torch
 from torch import nn
 
 from vdlearn import pretrained
+from vdlearn.nn import DenoisingMLP
+
+
+def _edit_manifest(folder, **changes):
+    import json
+    path = folder / "manifest.json"
+    entries = json.loads(path.read_text())
+    entries["tiny"].update(changes)
+    path.write_text(json.dumps(entries))
+
+
+@pytest.mark.parametrize("builder", ["os:system", "subprocess:Popen", "torch.nn:Linear",
+                                     "vdlearn.runtime:seed_everything", "vdlearn.nn:not a name"])
+def test_a_manifest_cannot_name_a_foreign_builder(tmp_path, builder):
+    _saved(tmp_path)
+    _edit_manifest(tmp_path, builder=builder, kwargs={"command": "touch pwned"})
+    with pytest.raises(ValueError, match="vdlearn's own model classes"):
+        pretrained.load_pretrained("tiny", folder=tmp_path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_checksum_is_verified_before_the_builder_is_imported(tmp_path, monkeypatch):
+    _saved(tmp_path)
+    path = tmp_path / "tiny.pt"
+    path.write_bytes(path.read_bytes()[:-1] + b"x")
+    imported = []
+    monkeypatch.setattr(pretrained.importlib, "import_module", lambda name: imported.append(name))
+    with pytest.raises(ValueError, match="fails its checksum"):
+        pretrained.load_pretrained("tiny", folder=tmp_path)
+    assert imported == []
 
 
 def _saved(tmp_path):
     torch.manual_seed(0)
-    model = nn.Linear(4, 2)
-    pretrained.save_pretrained(model, "tiny", lesson=0, builder="torch.nn:Linear",
-                               kwargs={"in_features": 4, "out_features": 2}, trained="a test",
+    model = DenoisingMLP(dim=2, hidden=8, num_layers=2, emb_dim=4)
+    pretrained.save_pretrained(model, "tiny", lesson=0, builder="vdlearn.nn:DenoisingMLP",
+                               kwargs={"dim": 2, "hidden": 8, "num_layers": 2, "emb_dim": 4}, trained="a test",
                                folder=tmp_path)
     return model
 
@@ -18,7 +48,9 @@ def _saved(tmp_path):
 def test_round_trip(tmp_path):
     model = _saved(tmp_path)
     loaded = pretrained.load_pretrained("tiny", folder=tmp_path)
-    assert torch.equal(loaded.weight, model.weight) and not loaded.training
+    for a, b in zip(loaded.parameters(), model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert not loaded.training
     entry = pretrained.manifest(tmp_path)["tiny"]
     assert entry["sha256"] == pretrained.sha256(tmp_path / "tiny.pt") and entry["lesson"] == 0
 

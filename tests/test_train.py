@@ -128,8 +128,52 @@ def test_resume_from_a_mid_run_checkpoint(tmp_path):
 def test_resume_with_other_settings_is_refused(tmp_path):
     ckpt = tmp_path / "run.pt"
     fit(_model(), _mse, _problem(), num_steps=5, batch_size=16, checkpoint_path=ckpt, progress=False)
-    with pytest.raises(ValueError, match="use the same settings"):
+    with pytest.raises(ValueError, match="batch_size: 16 there, 32 here.*Resume with the same settings"):
         fit(_model(), _mse, _problem(), num_steps=10, batch_size=32, checkpoint_path=ckpt, progress=False)
+    with pytest.raises(ValueError, match="lr: 0.001 there, 0.01 here"):
+        fit(_model(), _mse, _problem(), num_steps=10, batch_size=16, lr=0.01, checkpoint_path=ckpt, progress=False)
+    with pytest.raises(ValueError, match="data: "):
+        fit(_model(), _mse, _problem() + 1, num_steps=10, batch_size=16, checkpoint_path=ckpt, progress=False)
+
+
+def test_resume_with_fewer_steps_than_the_checkpoint_holds_is_refused(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    fit(_model(), _mse, _problem(), num_steps=8, batch_size=16, checkpoint_path=ckpt, progress=False)
+    with pytest.raises(ValueError, match="holds 8 steps.*num_steps=3"):
+        fit(_model(), _mse, _problem(), num_steps=3, batch_size=16, checkpoint_path=ckpt, progress=False)
+
+
+def test_resume_into_another_model_is_explained(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    fit(_model(), _mse, _problem(), num_steps=4, batch_size=16, checkpoint_path=ckpt, progress=False)
+    wider = nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 1))
+    with pytest.raises(ValueError, match="made for another model"):
+        fit(wider, lambda m, b: ((m(b[:, :4]).squeeze(-1) - b[:, 4]) ** 2).mean(), _problem(), num_steps=8,
+            batch_size=16, checkpoint_path=ckpt, progress=False)
+
+
+def test_every_flipped_byte_of_a_training_checkpoint_is_refused(tmp_path):
+    """A byte flipped anywhere (40 places spread over the file) never loads as a silently different state."""
+    path = tmp_path / "ckpt.pt"
+    state = {"step": 3, "w": torch.linspace(-1, 1, 4096), "history": {"loss": [0.5, 0.25]}}
+    save_checkpoint(state, path)
+    good = path.read_bytes()
+    for k in range(40):
+        damaged = bytearray(good)
+        damaged[(k * 7919 + 13) % len(good)] ^= 0x10
+        path.write_bytes(bytes(damaged))
+        try:
+            loaded = load_checkpoint(path)
+        except ValueError:
+            continue
+        assert torch.equal(loaded["w"], state["w"]) and loaded["history"] == state["history"], k
+
+
+def test_leftover_temporary_files_are_cleaned_on_the_next_save(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    (tmp_path / ".ckpt.pt.abc123.pt.tmp").write_bytes(b"left by a killed process")
+    save_checkpoint({"step": 1}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
 
 
 def test_killed_while_saving_keeps_the_old_checkpoint(tmp_path, monkeypatch):

@@ -1,11 +1,18 @@
-"""Tests of vdlearn.videoio: round trips through gif and mp4, frame folders, and the error messages."""
+"""Tests of vdlearn.videoio: round trips through gif and mp4, atomic writes, layouts, images of every
+kind, frame folders, and the error messages."""
+import errno
+import os
+import types
+
+import av
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from vdlearn import videoio
 from vdlearn.data import BouncingShapes, MovingDigits
-from vdlearn.videoio import read_frames_folder, read_video, video_fps, write_video
+from vdlearn.videoio import load_frames, load_image, read_frames_folder, read_video, video_fps, write_video
 
 torch.set_num_threads(1)
 
@@ -110,3 +117,171 @@ def test_read_frames_folder_errors(tmp_path):
     with pytest.raises(ValueError, match=r"a\.png.*b\.png.*size="):
         read_frames_folder(mixed)
     assert read_frames_folder(mixed, size=(4, 5)).shape == (3, 2, 4, 5)
+
+
+# --------------------------------------------------------------------------- atomic writes
+def _flaky_encode(monkeypatch, error: BaseException, after: int = 50):
+    """Make frame encoding fail after ``after`` frames, as a Ctrl-C, a crash or a full disk would."""
+    frames_made = []
+
+    class VideoFrame:
+        @staticmethod
+        def from_ndarray(*args, **kwargs):
+            if len(frames_made) == after:
+                raise error
+            frames_made.append(1)
+            return av.VideoFrame.from_ndarray(*args, **kwargs)
+
+    flaky = types.ModuleType("av")
+    flaky.__getattr__ = lambda name: getattr(av, name)  # everything else is PyAV's own
+    flaky.VideoFrame = VideoFrame
+    monkeypatch.setattr(videoio, "av", flaky)
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("encoder crashed"),
+                                   OSError(errno.ENOSPC, "No space left on device")], ids=["ctrl-c", "crash", "full"])
+def test_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch, color_clip, suffix, error):
+    path = write_video(tmp_path / f"clip{suffix}", color_clip)
+    old = path.read_bytes()
+    _flaky_encode(monkeypatch, error)
+    new = torch.cat([color_clip] * 8, dim=1).flip(0)  # 64 frames, other colours
+    with pytest.raises(type(error)) as err:
+        write_video(path, new)
+    if isinstance(error, OSError):
+        assert "disk is full" in str(err.value) and "unchanged" in str(err.value)
+    assert path.read_bytes() == old  # not a file shrunk to the frames written so far
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left behind
+    assert read_video(path).shape == color_clip.shape
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_full_disk_on_flush_leaves_the_old_file(tmp_path, monkeypatch, color_clip, suffix):
+    path = write_video(tmp_path / f"clip{suffix}", color_clip)
+    old = path.read_bytes()
+    monkeypatch.setattr(os, "fsync", _no_space)  # the data reach the disk only at fsync
+    with pytest.raises(OSError, match="disk is full"):
+        write_video(path, color_clip.flip(0))
+    assert path.read_bytes() == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+
+
+def test_failed_first_write_leaves_nothing(tmp_path, monkeypatch, color_clip):
+    _flaky_encode(monkeypatch, KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        write_video(tmp_path / "out" / "clip.mp4", torch.cat([color_clip] * 8, dim=1))  # 64 frames
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+# --------------------------------------------------------------------------- layouts
+def test_ambiguous_layouts_are_an_error_not_a_guess(tmp_path):
+    image = torch.full((1, 3, 8, 8), -1.0)  # one RGB image with a batch axis: (T, C, H, W) with T = 1
+    image[0, 0] = 1  # red
+    with pytest.raises(ValueError, match=r"ambiguous.*'CTHW' it is 3 frame.*'TCHW' it is 1 frame.*layout="):
+        write_video(tmp_path / "a.gif", image)
+    with pytest.raises(ValueError, match="ambiguous"):
+        write_video(tmp_path / "b.gif", torch.zeros(3, 3, 8, 8))
+    assert not list(tmp_path.iterdir())
+    red = read_video(write_video(tmp_path / "red.gif", image, layout="TCHW"))
+    assert red.shape == (3, 1, 8, 8) and red[0].min() > 0.9 and red[1:].max() < -0.9
+    grey = read_video(write_video(tmp_path / "grey.gif", image, layout="CTHW"))  # as asked: 3 grey frames
+    assert grey.shape == (3, 3, 8, 8) and grey[:, 0].min() > 0.9 and grey[:, 1:].max() < -0.9
+
+
+def test_layouts_of_other_libraries(tmp_path, color_clip):
+    frames = ((color_clip.permute(1, 2, 3, 0) + 1) * 127.5).round().to(torch.uint8).numpy()  # (T, H, W, 3)
+    with pytest.raises(ValueError, match="layout='THWC'"):
+        write_video(tmp_path / "x.gif", frames)
+    from_thwc = read_video(write_video(tmp_path / "thwc.gif", frames, layout="THWC"))
+    from_tchw = read_video(write_video(tmp_path / "tchw.gif", color_clip.transpose(0, 1), layout="TCHW"))
+    from_cthw = read_video(write_video(tmp_path / "cthw.gif", color_clip))
+    assert torch.equal(from_thwc, from_cthw) and torch.equal(from_tchw, from_cthw)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        write_video(tmp_path / "x.gif", color_clip, layout="NCHW")
+    with pytest.raises(ValueError, match="did you mean layout='CTHW'"):
+        write_video(tmp_path / "x.gif", color_clip, layout="THWC")
+
+
+# --------------------------------------------------------------------------- images of every kind
+def _palette_image():
+    """Left half index 0 (opaque red), right half index 1 (green, marked transparent)."""
+    img = Image.new("P", (8, 8), 0)
+    img.putpalette([255, 0, 0, 0, 255, 0] + [0, 0, 0] * 254)
+    img.paste(1, (4, 0, 8, 8))
+    return img
+
+
+def _half(left, right):
+    """Expected (3, 8, 8) in [-1, 1]: RGB ``left`` on columns 0-3, ``right`` on 4-7 (0..255 values)."""
+    x = torch.empty(3, 8, 8)
+    x[..., :4], x[..., 4:] = torch.tensor(left).view(3, 1, 1), torch.tensor(right).view(3, 1, 1)
+    return x / 127.5 - 1
+
+
+_KINDS = {  # name: (make the file, the expected image)
+    "grey": (lambda p: Image.new("L", (8, 8), 100).save(p / "x.png"), _half((100,) * 3, (100,) * 3)),
+    "grey+alpha": (lambda p: Image.new("LA", (8, 8), (200, 51)).save(p / "x.png"), _half((40,) * 3, (40,) * 3)),
+    "rgb": (lambda p: Image.new("RGB", (8, 8), (10, 20, 30)).save(p / "x.png"), _half((10, 20, 30), (10, 20, 30))),
+    "rgba": (lambda p: Image.new("RGBA", (8, 8), (200, 100, 50, 0)).save(p / "x.png"), _half((0,) * 3, (0,) * 3)),
+    "palette+transparency": (lambda p: _palette_image().save(p / "x.png", transparency=1),
+                             _half((255, 0, 0), (0, 0, 0))),
+    "gif+transparency": (lambda p: _palette_image().save(p / "x.gif", transparency=1), _half((255, 0, 0), (0, 0, 0))),
+    "1-bit": (lambda p: Image.new("1", (8, 8), 1).save(p / "x.png"), _half((255,) * 3, (255,) * 3)),
+    "cmyk": (lambda p: Image.new("CMYK", (8, 8), (255, 0, 0, 0)).save(p / "x.tif"),  # cyan
+             _half((0, 255, 255), (0, 255, 255))),
+    "16-bit": (lambda p: Image.fromarray(np.full((8, 8), 16384, np.uint16)).save(p / "x.png"),
+               _half((63.75,) * 3, (63.75,) * 3)),
+    "16-bit big-endian": (lambda p: Image.fromarray(np.full((8, 8), 16384, ">u2")).save(p / "x.tif"),
+                          _half((63.75,) * 3, (63.75,) * 3)),
+    "32-bit int": (lambda p: Image.fromarray(np.full((8, 8), 16384, np.int32)).save(p / "x.tif"),
+                   _half((63.75,) * 3, (63.75,) * 3)),
+    "float": (lambda p: Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(p / "x.tif"),
+              _half((127.5,) * 3, (127.5,) * 3)),
+}
+
+
+@pytest.mark.parametrize("kind", list(_KINDS))
+def test_images_of_every_kind_load_as_they_look(tmp_path, kind):
+    make, expected = _KINDS[kind]
+    make(tmp_path)
+    (file,) = tmp_path.iterdir()
+    tol = 1.01 / 127.5  # one 8-bit level
+    assert (load_image(file, size=8, channels=3)[0] - expected).abs().max() < tol
+    assert (read_frames_folder(tmp_path)[:, 0] - expected).abs().max() < tol
+    assert (load_frames(tmp_path)[0] - expected).abs().max() < tol
+
+
+def test_a_16_bit_ramp_loads_as_a_ramp(tmp_path):
+    ramp = np.linspace(0, 65535, 64 * 64).round().astype(np.uint16).reshape(64, 64)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    for x in (load_image(tmp_path / "ramp.png", size=64, channels=1), read_frames_folder(tmp_path),
+              load_image(ramp, size=64, channels=1)):
+        assert abs(x.mean().item()) < 0.01  # not nearly white
+        assert x.min().item() == pytest.approx(-1, abs=1e-3) and x.max().item() == pytest.approx(1, abs=1e-3)
+        assert (x > 0.99).float().mean() < 0.01
+
+
+def test_a_float_tiff_of_one_half_loads_as_zero(tmp_path):
+    Image.fromarray(np.full((16, 16), 0.5, np.float32)).save(tmp_path / "half.tif")
+    x = load_image(tmp_path / "half.tif", size=8, channels=1)
+    assert x.abs().max() < 1e-6
+    Image.fromarray(np.full((16, 16), 2.0, np.float32)).save(tmp_path / "two.tif")
+    with pytest.raises(ValueError, match=r"two\.tif.*\[0, 1\]"):
+        read_frames_folder(tmp_path)  # out of range: an error, not clipped to white
+
+
+def test_exif_rotated_jpeg_loads_upright(tmp_path):
+    stored = np.zeros((8, 16, 3), np.uint8)
+    stored[:4] = 255  # the top half white, as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display", as phones write it
+    Image.fromarray(stored).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    x = read_frames_folder(tmp_path)[:, 0]
+    assert x.shape == (3, 16, 8)  # portrait, as displayed
+    assert x[:, :, 5:].mean() > 0.8 and x[:, :, :3].mean() < -0.8  # the white top is now on the right
+    y = load_image(tmp_path / "photo.jpg", size=8, fit="stretch")
+    assert y[..., 5:].mean() > 0.8 and y[..., :3].mean() < -0.8

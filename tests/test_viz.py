@@ -1,4 +1,6 @@
+import errno
 import io
+import os
 
 import matplotlib
 
@@ -77,3 +79,39 @@ def test_viz_does_not_import_notebook_packages():
             "bad = [m for m in ('ipywidgets', 'IPython') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _no_space(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_saves_are_atomic(tmp_path, monkeypatch):
+    """A failed or interrupted save leaves the old file as it was, and no temporary file."""
+    anim = viz.show_video(torch.zeros(3, 2, 4, 4))
+    gif = anim.save(tmp_path / "a.gif")
+    fig = viz.plot_history({"step": [1, 2], "loss": [2.0, 1.0]})
+    png = viz.save_figure(fig, tmp_path / "h.png")
+    old = {p: p.read_bytes() for p in (gif, png)}
+
+    def interrupted_savefig(fname, **kwargs):
+        with open(fname, "wb") as f:
+            f.write(b"\x89PNG half a figure")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fig, "savefig", interrupted_savefig)
+    with pytest.raises(KeyboardInterrupt):
+        viz.save_figure(fig, png)
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "fsync", _no_space)  # a full disk shows at the latest when the data are flushed
+    with pytest.raises(OSError, match="disk is full"):
+        viz.Animation(b"GIF89a other", width=4).save(gif)
+    with pytest.raises(OSError, match="disk is full"):
+        viz.save_figure(fig, png)
+    assert {p: p.read_bytes() for p in (gif, png)} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif", "h.png"]
+
+
+def test_save_figure_without_a_suffix_adds_the_default_format(tmp_path):
+    fig = viz.plot_history({"step": [1, 2], "loss": [2.0, 1.0]})
+    assert viz.save_figure(fig, tmp_path / "curve").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "curve.png").exists() and viz.save_figure(fig, tmp_path / "c.pdf").read_bytes()[:4] == b"%PDF"

@@ -16,9 +16,32 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "gpu"])
     run.add_argument("--output-dir", default=None, help="where the executed notebook goes")
     run.add_argument("--student", action="store_true", help="run the student notebook instead")
-    grade = sub.add_parser("grade", help="score a student's notebook exercise by exercise")
-    grade.add_argument("notebook", help="path to the student's .ipynb")
-    grade.add_argument("--json", action="store_true", help="print the results as JSON")
+    grade = sub.add_parser(
+        "grade", help="score students' notebooks exercise by exercise, in a sandbox",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Grade submissions in the smoke preset: the lesson's own cells and checks, with only\n"
+                    "the students' answer cells taken from each notebook; each submission in a fresh\n"
+                    "folder, without network, with time limits.",
+        epilog="Isolation: 'namespace' (Linux with user namespaces) runs each kernel without network,\n"
+               "with every folder but its sandbox read-only; 'none' only changes the working folder,\n"
+               "HOME and environment. For full isolation run the grader in a container, e.g.\n"
+               "  docker run --rm --network none --read-only --tmpfs /tmp:rw,exec --memory 4g \\\n"
+               "    -v \"$PWD:/course:ro\" -v \"$PWD/grades:/grades\" -w /course IMAGE \\\n"
+               "    python -m vdlearn grade /course/submissions --out /grades/gradebook.csv --isolation none\n"
+               "(docs/teaching.md has the details).")
+    grade.add_argument("paths", nargs="+", metavar="NOTEBOOK_OR_FOLDER",
+                       help="submitted .ipynb files, or folders of them")
+    grade.add_argument("--out", default=None, help="write a gradebook: a .csv (1/0 per exercise) or .json file")
+    grade.add_argument("--json", action="store_true", help="print the results as JSON instead of reports")
+    grade.add_argument("--lesson", default=None, help="grade every submission as this lesson (number or name) "
+                       "instead of reading the lesson from each notebook")
+    grade.add_argument("--solutions", default=None, metavar="FOLDER",
+                       help="the course's lesson notebooks to grade against (default: solutions/ of this checkout)")
+    grade.add_argument("--timeout", type=float, default=None, help="seconds per cell (default 120)")
+    grade.add_argument("--total-timeout", type=float, default=None,
+                       help="seconds per notebook (default 900)")
+    grade.add_argument("--isolation", default="auto", choices=["auto", "namespace", "none"],
+                       help="how the kernel is confined (default: namespace where it works, else none)")
     sub.add_parser("doctor", help="what this machine has, and what is missing")
     args = parser.parse_args(argv)
 
@@ -55,27 +78,51 @@ def main(argv: list[str] | None = None) -> int:
         run_lesson(args.lesson, preset=args.preset, output_dir=args.output_dir, student=args.student)
         return 0
     if args.command == "grade":
-        import json
-        from dataclasses import asdict
-
-        from .course.grade import format_report, grade_notebook
-
-        try:
-            results = grade_notebook(args.notebook)
-        except (FileNotFoundError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        if args.json:
-            print(json.dumps({"notebook": args.notebook, "passed": sum(r.passed for r in results),
-                              "total": len(results), "results": [asdict(r) for r in results]}, indent=2))
-        else:
-            print(format_report(args.notebook, results))
-        return 0
+        return _grade(args)
     if args.command == "doctor":
         from .course.doctor import doctor
 
         return doctor()
     return 2
+
+
+def _grade(args: argparse.Namespace) -> int:
+    """One notebook: its report (exit 2 if it cannot be graded). Several: reports, then a gradebook
+    if ``--out`` is given (exit 1 if any submission could not be graded)."""
+    import json
+    from pathlib import Path
+
+    from .course.grading import (DEFAULT_TIMEOUT, DEFAULT_TOTAL_TIMEOUT, format_report, grade_many,
+                                 grade_notebook, write_gradebook)
+
+    options = dict(lesson=args.lesson, isolation=args.isolation, solutions=args.solutions,
+                   timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
+                   total_timeout=DEFAULT_TOTAL_TIMEOUT if args.total_timeout is None else args.total_timeout)
+    single = len(args.paths) == 1 and not Path(args.paths[0]).is_dir()
+    try:
+        if single:
+            grades = [grade_notebook(args.paths[0], **options)]
+        else:
+            grades = grade_many(args.paths, progress=None if args.json else
+                                (lambda g: print(format_report(g), flush=True)), **options)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        data = [g.as_dict() for g in grades]
+        print(json.dumps(data[0] if single else data, indent=2, ensure_ascii=False))
+    elif single:
+        print(format_report(grades[0]))
+    if args.out:
+        try:
+            print(f"gradebook: {write_gradebook(grades, args.out)}", file=sys.stderr if args.json else sys.stdout)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+    broken = [g for g in grades if g.error]
+    for g in broken:
+        print(f"could not grade {g.submission}: {g.error}", file=sys.stderr)
+    return 1 if broken else 0
 
 
 if __name__ == "__main__":

@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .train import save_checkpoint
+from .files import atomic_write
 
-__all__ = ["checkpoint_dir", "manifest", "sha256", "verify", "load_state", "load_pretrained",
+__all__ = ["checkpoint_dir", "manifest", "sha256", "verify", "load_state", "builder_class", "load_pretrained",
            "save_pretrained"]
 
 
@@ -82,17 +82,42 @@ def load_state(name: str, folder: str | Path | None = None) -> dict[str, torch.T
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _build(entry: dict[str, Any]) -> nn.Module:
-    module_name, _, class_name = entry["builder"].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**entry.get("kwargs", {}))
+def builder_class(builder: str) -> type[nn.Module]:
+    """The model class a manifest's ``"module:Class"`` names, or a ValueError unless it is one of vdlearn's own.
+
+    Only modules of this package are imported, and only a ``torch.nn.Module`` subclass defined in
+    vdlearn is accepted: an edited manifest cannot make the loader import or run anything else.
+    """
+    module_name, _, class_name = str(builder).partition(":")
+    refuse = (f"the manifest names the builder {builder!r}, but shipped models are built only by vdlearn's own "
+              "model classes, written 'vdlearn.package:Class' (e.g. 'vdlearn.nn:UNet2D'); restore the manifest "
+              "with `git checkout -- data/checkpoints`")
+    if not (module_name == "vdlearn" or module_name.startswith("vdlearn.")) or not class_name.isidentifier():
+        raise ValueError(refuse)
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"{refuse} ({err})") from err
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__.startswith("vdlearn.")):
+        raise ValueError(refuse)
+    return cls
 
 
 def load_pretrained(name: str, folder: str | Path | None = None) -> nn.Module:
-    """Build the model of checkpoint ``name`` and load its verified weights (eval mode)."""
+    """Build the model of checkpoint ``name`` and load its verified weights (eval mode).
+
+    The file's checksum is verified first, then the builder is checked to be one of vdlearn's model
+    classes (:func:`builder_class`), and only then is anything built.
+    """
     folder = Path(folder or checkpoint_dir())
-    model = _build(_entry(name, folder))
-    model.load_state_dict(load_state(name, folder))
+    state = load_state(name, folder)
+    entry = _entry(name, folder)
+    cls = builder_class(entry["builder"])
+    kwargs = entry.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"the manifest's kwargs of {name!r} must be a mapping of keyword arguments, got {kwargs!r}")
+    model = cls(**kwargs)
+    model.load_state_dict(state)
     return model.eval()
 
 
@@ -105,11 +130,13 @@ def save_pretrained(model: nn.Module, name: str, *, lesson: int, builder: str, k
     """
     folder = Path(folder or checkpoint_dir())
     folder.mkdir(parents=True, exist_ok=True)
+    builder_class(builder)
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    path = save_checkpoint(state, folder / f"{name}.pt")
+    path = atomic_write(folder / f"{name}.pt", lambda f: torch.save(state, f))
     manifest_path = folder / "manifest.json"
     entries = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     entries[name] = {"file": path.name, "sha256": sha256(path), "lesson": lesson, "builder": builder,
                      "kwargs": kwargs, "trained": trained, "bytes": path.stat().st_size}
-    manifest_path.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    text = json.dumps(entries, indent=2, sort_keys=True) + "\n"
+    atomic_write(manifest_path, lambda f: f.write(text.encode("utf-8")))
     return path

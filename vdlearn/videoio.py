@@ -3,6 +3,14 @@
 Tensors stay in the course convention, a video is (C, T, H, W) float in [-1, 1]; these functions
 convert to and from 8-bit RGB at the edge.
 
+* Writing is atomic (:func:`vdlearn.files.atomic_path`): a video is encoded under a temporary name in
+  its folder, flushed to disk and renamed over the destination, so an interrupted or failed write
+  (Ctrl-C, an exception, a full disk) leaves the old file as it was and no temporary file behind.
+* :func:`write_video` reads ``layout="CTHW"`` (the course's clips) unless told ``"TCHW"`` (stacked
+  frames, as :func:`load_frames` and torchvision give them) or ``"THWC"`` (channels last, as imageio,
+  PyAV and OpenCV give uint8 arrays). A shape two layouts describe differently, such as (1, 3, H, W)
+  or (3, 3, H, W), is an error unless ``layout=`` says which. Floats must lie in [-1, 1]; uint8 values
+  are pixels 0..255.
 * mp4: H.264 (``libx264``, or ``mpeg4`` where the FFmpeg build lacks it), ``yuv420p`` so every player
   opens it. 4:2:0 chroma needs even sizes: an odd height or width is padded by repeating the last row
   or column (read it back with ``[..., :H, :W]`` to undo).
@@ -11,22 +19,26 @@ convert to and from 8-bit RGB at the edge.
   stores frame delays in 1/100 s, so fps=8 is stored as 12/100 s per frame.
 
 Images (lesson 08's "animate your own image"): :func:`load_image` accepts a file Pillow can read
-(PNG, JPEG, ...), a PIL image, a NumPy array or a torch tensor, of any size and channel count,
+(PNG, JPEG, TIFF, ...), a PIL image, a NumPy array or a torch tensor, of any size and channel count,
 and returns a (1, C, S, S) batch in [-1, 1]:
 
-1. **Channels.** Grey (1), grey+alpha (2), RGB (3) or RGBA (4) in; the model's ``channels`` out.
-   Alpha is composited onto *black*, the background of the course's clips; RGB becomes grey by
-   luminance (ITU-R 601: 0.299 R + 0.587 G + 0.114 B); grey becomes RGB by repetition.
-2. **Size.** ``fit="crop"`` (default) cuts the largest centred square and resizes it to S×S
+1. **Decoding.** One reader (:func:`_from_source`) turns a PIL image upright by its EXIF orientation
+   (``ImageOps.exif_transpose``: phones store photos sideways), makes 1-bit, palette, CMYK, YCbCr, ...
+   grey or RGB, turns a transparent colour (``info["transparency"]``) into an alpha channel, and keeps
+   the values of 16-bit (modes ``I;16``, ``I;16B``, ``I``) and 32-bit float (mode ``F``) images.
+2. **Channels.** Grey (1), grey+alpha (2), RGB (3) or RGBA (4) in; the model's ``channels`` out.
+   Alpha :math:`a` is composited onto *black*, the background of the course's clips (:math:`x \\mapsto a x`);
+   RGB becomes grey by luminance (ITU-R 601: 0.299 R + 0.587 G + 0.114 B); grey becomes RGB by repetition.
+3. **Size.** ``fit="crop"`` (default) cuts the largest centred square and resizes it to S×S
    (antialiased), ``"pad"`` pads the shorter side with black first, ``"stretch"`` resizes
    without keeping the aspect ratio.
-3. **Range.** uint8 values map :math:`x \\mapsto x/127.5 - 1`; floats are taken as [0, 1]
-   (:math:`x \\mapsto 2x - 1`) unless ``value_range=(-1, 1)`` says they are already in [-1, 1].
-   Values outside the stated range are an error, not silently clipped.
+4. **Range.** Integer pixels span 0..255 (uint8) or 0..65535 (16-bit), floats [0, 1], unless
+   ``value_range=(low, high)`` says otherwise (e.g. (-1, 1)); :math:`x \\mapsto 2 (x - low) / (high - low) - 1`.
+   Values outside the range are an error, not silently clipped.
 
 Arrays are (H, W), (H, W, C) (channels last, as PIL and imageio give them); tensors are (H, W),
 (C, H, W) or (1, C, H, W) (channels first, as torchvision gives them). :func:`read_frames_folder`
-and :func:`load_frames` read every frame file through the same :func:`open_image`.
+and :func:`load_frames` read every frame file through the same reader.
 """
 from __future__ import annotations
 
@@ -39,10 +51,12 @@ import av
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
-__all__ = ["VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "FITS", "write_video", "read_video", "video_fps", "open_image",
-           "load_image", "to_channels", "read_frames_folder", "load_frames"]
+from .files import atomic_path
+
+__all__ = ["VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "LAYOUTS", "FITS", "write_video", "read_video", "video_fps",
+           "open_image", "load_image", "to_channels", "read_frames_folder", "load_frames"]
 
 #: How :func:`load_image` makes a non-square image square.
 FITS = ("crop", "pad", "stretch")
@@ -50,49 +64,78 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 #: The file types :func:`write_video` makes.
 VIDEO_SUFFIXES = (".mp4", ".gif")
+#: The axis orders :func:`write_video` takes: C channels (1 or 3), T frames, H x W pixels.
+LAYOUTS = ("CTHW", "TCHW", "THWC")
 #: The image files :func:`read_frames_folder` loads (a gif gives its first frame).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def _to_uint8_frames(video: torch.Tensor) -> np.ndarray:
-    """(C, T, H, W) in [-1, 1], C in {1, 3} -> (T, H, W, 3) uint8, with checks that say what to do."""
+def _check_layout(shape: tuple[int, ...], layout: str | None) -> str:
+    """The layout of a 4-D video: ``layout`` checked, or "CTHW" when no other layout reads the shape differently."""
+    fits = [name for name in LAYOUTS if shape[name.index("C")] in (1, 3)]  # "CTHW" first if it fits
+    if layout is not None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+        if layout not in fits:
+            hint = f"; did you mean layout={fits[0]!r}?" if fits else ""
+            raise ValueError(f"expected a video of layout {layout!r} with C = 1 or 3, got shape {shape}{hint}")
+        return layout
+    if "CTHW" not in fits:
+        hint = f"; if it is {fits[0]}, pass layout={fits[0]!r}" if fits else ""
+        raise ValueError(f"expected a video of shape (C, T, H, W) with C = 1 or 3, got shape {shape}{hint}")
+    others = [name for name in fits[1:] if not (name == "TCHW" and shape[:2] == (1, 1))]  # (1, 1): same either way
+    if others:
+        readings = "; ".join(f"as {name!r} it is {d['T']} frame(s) of {d['H']}x{d['W']} with {d['C']} channel(s)"
+                             for name in fits for d in [dict(zip(name, shape))])
+        raise ValueError(f"the layout of a video of shape {shape} is ambiguous: {readings}. Say which with "
+                         "write_video(..., layout='CTHW') (the course's clips) or "
+                         + " or ".join(f"layout={name!r}" for name in others))
+    return "CTHW"
+
+
+def _to_uint8_frames(video: Any, layout: str | None = None) -> np.ndarray:
+    """A video of ``layout`` (see :data:`LAYOUTS`), floats in [-1, 1] or uint8 -> (T, H, W, 3) uint8."""
     if not isinstance(video, torch.Tensor):
         video = torch.as_tensor(np.asarray(video))
     if video.ndim == 5:
-        raise ValueError(
-            f"write_video takes one video (C, T, H, W), got a batch of shape {tuple(video.shape)}; "
-            "write video[i], or tile the batch into one video with vdlearn.viz.video_grid"
-        )
-    if video.ndim != 4 or video.shape[0] not in (1, 3):
+        raise ValueError(f"write_video takes one video (C, T, H, W), got a batch of shape {tuple(video.shape)}; "
+                         "write video[i], or tile the batch into one video with vdlearn.viz.video_grid")
+    if video.ndim != 4:
         raise ValueError(f"expected a video of shape (C, T, H, W) with C = 1 or 3, got shape {tuple(video.shape)}")
+    layout = _check_layout(tuple(video.shape), layout)
+    video = video.detach().cpu().permute(*(layout.index(axis) for axis in "CTHW"))
     if video.shape[1] == 0:
         raise ValueError("the video has no frames (T = 0)")
-    video = video.detach().float().cpu()
-    low, high = float(video.min()), float(video.max())
-    if not (-1.001 <= low and high <= 1.001):  # NaN fails this too
-        raise ValueError(
-            f"video values must lie in [-1, 1], found [{low:.3g}, {high:.3g}]; "
-            "use video.clamp(-1, 1) (or map a [0, 1] video with 2 * x - 1)"
-        )
-    frames = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    frames = frames.expand(3, -1, -1, -1) if frames.shape[0] == 1 else frames
+    if video.dtype != torch.uint8:
+        video = video.float()
+        low, high = float(video.min()), float(video.max())
+        if not (-1.001 <= low and high <= 1.001):  # NaN fails this too
+            raise ValueError(f"video values must lie in [-1, 1] (or be uint8 pixels), found [{low:.3g}, {high:.3g}]; "
+                             "use video.clamp(-1, 1) (or map a [0, 1] video with 2 * x - 1)")
+        video = ((video.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    frames = video.expand(3, -1, -1, -1) if video.shape[0] == 1 else video
     return frames.permute(1, 2, 3, 0).contiguous().numpy()
+
+
+def _encode(container: Any, stream: Any, frames: Any, pixel_format: str) -> None:
+    """Encode and mux every frame, then flush the encoder."""
+    for frame in frames:
+        container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format=pixel_format)))
+    container.mux(stream.encode())
 
 
 def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
     T, H, W, _ = frames.shape
     frames = np.pad(frames, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)), mode="edge")  # yuv420p needs even sizes
     codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", format="mp4") as container:
         stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         if codec == "libx264":
             stream.options = {"crf": "17", "preset": "medium"}
         else:
             stream.bit_rate = 8_000_000
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+        _encode(container, stream, frames, "rgb24")
 
 
 def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
@@ -104,18 +147,18 @@ def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
     palette = np.asarray(quantized.getpalette()[:768], dtype=np.uint8).reshape(-1, 3)
     rgb[: len(palette)] = palette
     argb = np.concatenate([np.full((256, 1), 255, dtype=np.uint8), rgb], axis=1)
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", format="gif") as container:
         stream = container.add_stream("gif", rate=Fraction(fps).limit_denominator(1000))
         stream.width, stream.height, stream.pix_fmt = W, H, "pal8"
-        for frame in indices:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray((np.ascontiguousarray(frame), argb), format="pal8")))
-        container.mux(stream.encode())
+        _encode(container, stream, ((np.ascontiguousarray(frame), argb) for frame in indices), "pal8")
 
 
-def write_video(path: str | Path, video: torch.Tensor, fps: float = 8) -> Path:
-    """Write a video (C, T, H, W) in [-1, 1], C in {1, 3}, to ``.mp4`` or ``.gif``; return the path.
+def write_video(path: str | Path, video: Any, fps: float = 8, *, layout: str | None = None) -> Path:
+    """Write a video to ``.mp4`` or ``.gif``, atomically; return the path.
 
-    Parent folders are created. mp4 pads odd sizes to even (see the module docstring).
+    ``video`` is (C, T, H, W), C in {1, 3}, floats in [-1, 1] or uint8 pixels; ``layout="TCHW"`` or
+    ``"THWC"`` takes frames stacked first or channels last (see the module docstring). Parent folders
+    are created; the file appears only once it is complete. mp4 pads odd sizes to even.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -124,9 +167,9 @@ def write_video(path: str | Path, video: torch.Tensor, fps: float = 8) -> Path:
                          f"use one of {VIDEO_SUFFIXES}")
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps!r}")
-    frames = _to_uint8_frames(video)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    (_write_mp4 if suffix == ".mp4" else _write_gif)(path, frames, fps)
+    frames = _to_uint8_frames(video, layout)
+    with atomic_path(path) as tmp:
+        (_write_mp4 if suffix == ".mp4" else _write_gif)(tmp, frames, fps)
     return path
 
 
@@ -203,7 +246,8 @@ def _natural_key(path: Path) -> list:
 def read_frames_folder(folder: str | Path, size: int | tuple[int, int] | None = None) -> torch.Tensor:
     """Load a folder of images, in file-name order (numbers compared as numbers), as (3, T, H, W) in [-1, 1].
 
-    Images must share one size unless ``size`` (an int or (H, W)) resizes each of them.
+    Images must share one size unless ``size`` (an int or (H, W)) resizes each of them. Every file is
+    read as :func:`load_image` reads it (any bit depth, alpha onto black, EXIF orientation).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -214,9 +258,11 @@ def read_frames_folder(folder: str | Path, size: int | tuple[int, int] | None = 
         raise ValueError(f"no images in folder {str(folder)!r}; looked for files ending in {IMAGE_SUFFIXES}")
     frames = []
     for file in files:
-        x, is_uint8 = _from_source(open_image(file))  # a gif gives its first frame
-        x = to_channels(x / (255.0 if is_uint8 else 1.0), 3)
-        frame = (x.clamp(0, 1) * 2 - 1).unsqueeze(1)  # (3, 1, H, W)
+        try:
+            x = to_channels(_unit(open_image(file)), 3)  # a gif gives its first frame
+        except ValueError as err:
+            raise ValueError(f"{file.name}: {err}") from err
+        frame = (x * 2 - 1).unsqueeze(1)  # (3, 1, H, W)
         if size is not None:
             frame = _resize(frame, size)
         elif frames and frame.shape[-2:] != frames[0].shape[-2:]:
@@ -230,7 +276,11 @@ def read_frames_folder(folder: str | Path, size: int | tuple[int, int] | None = 
 
 
 def open_image(path: str | Path) -> Image.Image:
-    """The image file at ``path``, decoded by Pillow (the one place the course opens an image file)."""
+    """The image file at ``path``, decoded by Pillow as stored (the one place the course opens an image file).
+
+    :func:`load_image` and :func:`read_frames_folder` then read it through one reader (EXIF orientation,
+    bit depth, transparency: see the module docstring).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image file at {path.resolve()}; give the path of a PNG or JPEG file")
@@ -242,15 +292,35 @@ def open_image(path: str | Path) -> Image.Image:
         raise ValueError(f"{path} is not an image Pillow can read ({err}); save it as PNG or JPEG") from err
 
 
-def _from_source(source: Any) -> tuple[torch.Tensor, bool]:
-    """(C, H, W) float tensor of the raw values, and whether they came as uint8."""
+def _pil_array(img: Image.Image) -> np.ndarray:
+    """A PIL image of any mode, upright, as (H, W) or (H, W, C) uint8, uint16 (16-bit) or float32 (mode F).
+
+    Other modes become L, LA, RGB or RGBA; a transparent colour (``info["transparency"]``) becomes alpha.
+    """
+    img = ImageOps.exif_transpose(img)
+    if img.mode == "I" or img.mode.startswith("I;16"):  # 16-bit pixels (mode I: as 32-bit integers)
+        array = np.asarray(img)
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise ValueError(f"a 32-bit integer image (PIL mode 'I') is read as 16-bit pixels 0..65535, but its "
+                             f"values span [{array.min()}, {array.max()}]; save it as 8- or 16-bit, or as float")
+        return array.astype(np.uint16)  # native byte order
+    if img.mode == "F":
+        return np.asarray(img, dtype=np.float32)
+    alpha = "transparency" in img.info or any(band in ("A", "a") for band in img.getbands())
+    grey = img.mode in ("1", "L", "LA", "La")
+    target = ("LA" if alpha else "L") if grey else ("RGBA" if alpha else "RGB")
+    return np.asarray(img if img.mode == target else img.convert(target))
+
+
+def _from_source(source: Any) -> tuple[torch.Tensor, tuple[float, float]]:
+    """(C, H, W) float tensor of the raw values, and the range they come in unless told otherwise.
+
+    uint8: (0, 255); 16-bit: (0, 65535); bool and float: (0, 1).
+    """
     if isinstance(source, (str, Path)):
         source = open_image(source)
     if isinstance(source, Image.Image):
-        img = source
-        if img.mode not in ("L", "LA", "RGB", "RGBA"):
-            img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-        source = np.asarray(img)
+        source = _pil_array(source)
     if isinstance(source, np.ndarray):
         array = source
         if array.ndim == 3 and array.shape[-1] in (1, 2, 3, 4):
@@ -259,10 +329,15 @@ def _from_source(source: Any) -> tuple[torch.Tensor, bool]:
             array = array[None]
         else:
             raise ValueError(f"an image array must be (H, W) or (H, W, C) with C in 1..4, got shape {array.shape}")
-        is_uint8 = array.dtype == np.uint8
-        if not (is_uint8 or np.issubdtype(array.dtype, np.floating)):
-            raise ValueError(f"image arrays must be uint8 or float, got {array.dtype}")
-        return torch.from_numpy(np.array(array, dtype=np.float32)), is_uint8  # a copy: PIL's arrays are read-only
+        kind, nbytes = array.dtype.kind, array.dtype.itemsize
+        if kind == "u" and nbytes in (1, 2):
+            high = 255.0 if nbytes == 1 else 65535.0
+        elif kind in "bf":
+            high = 1.0
+        else:
+            raise ValueError(f"image arrays must be uint8, uint16, bool or float, got {array.dtype}; "
+                             "for pixels 0..255 use array.astype(np.uint8)")
+        return torch.from_numpy(np.array(array, dtype=np.float32)), (0.0, high)  # a copy: PIL's are read-only
     if isinstance(source, torch.Tensor):
         x = source.detach().cpu()
         if x.ndim == 4 and x.shape[0] == 1:
@@ -272,9 +347,24 @@ def _from_source(source: Any) -> tuple[torch.Tensor, bool]:
         if x.ndim != 3 or x.shape[0] not in (1, 2, 3, 4):
             raise ValueError(f"an image tensor must be (H, W), (C, H, W) or (1, C, H, W) with C in 1..4, "
                              f"got shape {tuple(source.shape)}")
-        return x.float(), x.dtype == torch.uint8
+        return x.float(), (0.0, 255.0 if x.dtype == torch.uint8 else 1.0)
     raise TypeError(f"load_image takes a file path, a PIL image, a NumPy array or a torch tensor, "
                     f"got {type(source).__name__}")
+
+
+def _unit(source: Any, value_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Any image -> (C, H, W) in [0, 1]: :math:`x \\mapsto (x - lo) / (hi - lo)`, out-of-range values refused."""
+    x, default = _from_source(source)
+    if x.shape[-1] < 1 or x.shape[-2] < 1:
+        raise ValueError(f"the image is empty: shape {tuple(x.shape)}")
+    lo, hi = value_range or default
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}")
+    if not torch.isfinite(x).all() or x.min() < lo - 1e-3 or x.max() > hi + 1e-3:
+        raise ValueError(f"the image's values span [{x.min().item():.3g}, {x.max().item():.3g}] but were expected in "
+                         f"[{lo:g}, {hi:g}]; float images are taken as [0, 1]: pass value_range=(-1, 1) for images "
+                         "already in [-1, 1], or value_range=(0, 255) for float pixels")
+    return ((x - lo) / (hi - lo)).clamp(0, 1)
 
 
 def to_channels(image: torch.Tensor, channels: int) -> torch.Tensor:
@@ -311,18 +401,7 @@ def load_image(source: Any, size: int, channels: int = 3, *, fit: str = "crop",
         raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
     if int(size) != size or size < 1:
         raise ValueError(f"size must be a positive int, got {size!r}")
-    x, is_uint8 = _from_source(source)
-    if x.shape[-1] < 1 or x.shape[-2] < 1:
-        raise ValueError(f"the image is empty: shape {tuple(x.shape)}")
-    lo, hi = (0.0, 255.0) if value_range is None and is_uint8 else (value_range or (0.0, 1.0))
-    if not hi > lo:
-        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}")
-    if not torch.isfinite(x).all() or x.min() < lo - 1e-3 or x.max() > hi + 1e-3:
-        raise ValueError(f"the image's values span [{x.min().item():.3g}, {x.max().item():.3g}] but were expected in "
-                         f"[{lo:g}, {hi:g}]; float images are taken as [0, 1]: pass value_range=(-1, 1) for images "
-                         "already in [-1, 1], or value_range=(0, 255) for float pixels")
-    x = ((x - lo) / (hi - lo)).clamp(0, 1)
-    x = _square(to_channels(x, channels), fit)
+    x = _square(to_channels(_unit(source, value_range), channels), fit)
     x = F.interpolate(x[None], size=(int(size), int(size)), mode="bilinear", antialias=True, align_corners=False)
     return (x.clamp(0, 1) * 2 - 1).contiguous()
 

@@ -4,7 +4,8 @@ Everything takes the course's tensors as they are, in [-1, 1]: images ``(B, C, H
 videos ``(C, T, H, W)`` or ``(B, C, T, H, W)``. Conversion to pixels happens here, at the edge.
 Videos play inline as an animated GIF embedded in the page, so they play in JupyterLab, in
 Colab and in an exported HTML file alike. ipywidgets and IPython are imported only inside the
-functions that need them.
+functions that need them. Files (:meth:`Animation.save`, :func:`save_figure`) are written atomically
+(:func:`vdlearn.files.atomic_path`): an interrupted or failed save leaves the old file as it was.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from typing import Sequence
 import numpy as np
 import torch
 from torchvision.utils import make_grid
+
+from .files import atomic_path, atomic_write
 
 __all__ = [
     "to_uint8",
@@ -91,11 +94,8 @@ class Animation:
         return img
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the GIF to ``path``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(self.gif)
-        return path
+        """Write the GIF to ``path`` (atomically, creating folders); returns the path."""
+        return atomic_write(path, lambda f: f.write(self.gif))
 
 
 def show_video(video: torch.Tensor, fps: int = 8, nrow: int | None = None, scale: int | None = None,
@@ -199,9 +199,17 @@ def frame_scrubber(video: torch.Tensor, scale: int | None = None):
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
-    """Save a matplotlib figure (creating folders); returns the path."""
+    """Save a matplotlib figure (atomically, creating folders); returns the path.
+
+    The format comes from the file ending (``.png``, ``.pdf``, ``.svg``, ...); without one, matplotlib's
+    default format is used and its ending added, as ``fig.savefig`` does.
+    """
+    import matplotlib
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    if not path.suffix:
+        path = path.with_name(f"{path.name}.{matplotlib.rcParams['savefig.format']}")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix[1:].lower(), dpi=dpi, bbox_inches="tight")
     return path
 

@@ -12,8 +12,9 @@ A check is written with the helpers below::
         expect_close(gaussian_kl(mu, logvar), torch.tensor(0.0), what="KL(N(0,1) || N(0,1))",
                      hint="the KL of a distribution to itself is 0")
 
-Every outcome is also recorded in :data:`RESULTS` so that ``python -m vdlearn grade`` can
-score a notebook.
+Every outcome is also recorded in :data:`RESULTS`, a summary a notebook can print. The grader
+(``python -m vdlearn grade``) does not read it, since an answer cell could replace it: it runs the
+course's own check cells and judges each by what that cell itself printed or raised.
 """
 from __future__ import annotations
 

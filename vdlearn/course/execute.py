@@ -19,7 +19,8 @@ def run_lesson(lesson: str | int, preset: str = "smoke", output_dir: str | Path 
     path returned. The lesson runs with ``cwd`` as working directory (default: the course root),
     so the files it writes land in ``cwd/outputs/``. ``parameters`` overrides more names of the
     ``parameters`` cell (e.g. ``{"USE_PRETRAINED": True}``). A failing cell raises papermill's
-    ``PapermillExecutionError``, which names the cell.
+    ``PapermillExecutionError``, which names the cell. A progress bar counts the cells as they run,
+    so a long lesson shows that it is alive.
     """
     import papermill
 
@@ -34,10 +35,15 @@ def run_lesson(lesson: str | int, preset: str = "smoke", output_dir: str | Path 
     env_before = os.environ.get("VDLEARN_PRESET")
     os.environ["VDLEARN_PRESET"] = preset  # the kernel inherits it: preset wins over CI too
     start = time.perf_counter()
+    print(f"{entry.stem}: running in the {preset!r} preset (the bar counts cells; a training cell can take minutes)",
+          flush=True)
     try:
+        # the kernel talks to this process over loopback TCP; its warning about unencrypted TCP is noise
+        # here, so the kernel logs errors only (a failing cell still raises, with its traceback)
         papermill.execute_notebook(
             str(src), str(out), parameters={**(parameters or {}), "PRESET": preset}, kernel_name="python3",
-            cwd=str(cwd or root), progress_bar=False, execution_timeout=timeout,
+            cwd=str(cwd or root), progress_bar=True, execution_timeout=timeout,
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     finally:
         if env_before is None:

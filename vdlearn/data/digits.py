@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .shapes import _check_indices, _item_uniforms, _speed_range, _velocities, bounce
+from .shapes import _check_index, _check_indices, _item_uniforms, _speed_range, _velocities, bounce
 
 __all__ = ["DIGIT_SOURCES", "load_digit_source", "DigitImages", "MovingDigits"]
 
@@ -181,7 +181,7 @@ class DigitImages(Dataset):
         return images * 2 - 1, self.labels[base].clone()
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        images, labels = self.get_batch([index])
+        images, labels = self.get_batch([_check_index(index, "DigitImages")])
         return images[0], int(labels[0])
 
     def __repr__(self) -> str:
@@ -195,21 +195,28 @@ class MovingDigits(Dataset):
 
     Each digit is a (jittered, for the offline source) ``digit_size`` x ``digit_size`` patch moving at a
     constant speed drawn from ``speed`` (pixels/frame) in a random direction, bouncing off the walls
-    (see :func:`vdlearn.data.shapes.bounce`). With ``return_trajectory=True`` an item is ``(clip, traj)``,
-    ``traj`` (num_digits, frames, 2) the patch centres (x, y) in pixels.
+    (see :func:`vdlearn.data.shapes.bounce`). Its centre stays in [(D - 1)/2, size - 1 - (D - 1)/2],
+    D = ``digit_size``, so D must be smaller than ``size``; by default D keeps Moving MNIST's
+    proportion, 28 px digits in 64 px frames: ``D = max(4, 7 * size // 16)`` (28 at size 64, 12 at 28).
+    With ``return_trajectory=True`` an item is ``(clip, traj)``, ``traj`` (num_digits, frames, 2) the
+    patch centres (x, y) in pixels.
     """
 
     def __init__(self, num_clips: int = 1024, frames: int = 16, size: int = 64, num_digits: int = 2,
-                 source: str = "offline", seed: int = 0, digit_size: int = 28,
+                 source: str = "offline", seed: int = 0, digit_size: int | None = None,
                  speed: float | tuple[float, float] = (1.5, 3.5), train: bool = True,
                  return_trajectory: bool = False, root: str | Path | None = None):
+        if digit_size is None:
+            digit_size = max(4, 7 * int(size) // 16)  # Moving MNIST's 28 px digits in 64 px frames
         for name, value in (("num_clips", num_clips), ("frames", frames), ("size", size),
                             ("num_digits", num_digits), ("digit_size", digit_size)):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if digit_size > size:
-            raise ValueError(f"digit_size={digit_size} does not fit in size={size}; use digit_size <= size "
-                             f"(e.g. digit_size={size // 2}) or a larger size")
+        if digit_size >= size:
+            raise ValueError(f"digit_size={digit_size} leaves no room to move in size={size} frames: a digit's "
+                             "centre moves between (digit_size - 1)/2 and size - 1 - (digit_size - 1)/2, so digit_size "
+                             f"must be smaller than size; use e.g. digit_size={max(1, 7 * int(size) // 16)} (Moving "
+                             "MNIST's proportion) or a larger size")
         self.images, self.labels = load_digit_source(source, train, root)
         self.num_clips, self.frames, self.size = int(num_clips), int(frames), int(size)
         self.num_digits = int(num_digits)
@@ -253,7 +260,7 @@ class MovingDigits(Dataset):
         return (clips, traj.float()) if self.return_trajectory else clips
 
     def __getitem__(self, index: int):
-        batch = self.get_batch([index])
+        batch = self.get_batch([_check_index(index, "MovingDigits")])
         return (batch[0][0], batch[1][0]) if self.return_trajectory else batch[0]
 
     def describe(self, index: int) -> list[dict]:

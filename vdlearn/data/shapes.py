@@ -22,6 +22,7 @@ seeded with a hash of the two, and the pixels are then batched tensor math.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Sequence
 
 import torch
@@ -80,9 +81,35 @@ def _item_uniforms(seed: int, indices: torch.Tensor, shape: tuple[int, ...], sal
     return torch.stack(draws) if draws else torch.empty((0, *shape), dtype=torch.float64)
 
 
+def _index_error(name: str, what) -> TypeError:
+    many = isinstance(what, torch.Tensor) or getattr(what, "ndim", 0) > 0
+    shown = f"a {type(what).__name__} of dtype {what.dtype}" if many else f"{what!r} ({type(what).__name__})"
+    return TypeError(f"{name} indices must be integers (an int, or for get_batch a list, range, array or tensor "
+                     f"of ints), got {shown}; pass int(i) for item i (a float is never rounded, a string never parsed)")
+
+
+def _check_index(index, name: str) -> int:
+    """One item's index as an int: Python, NumPy and torch integers pass; 1.7, "1" and True are a TypeError."""
+    if isinstance(index, bool) or (isinstance(index, torch.Tensor) and index.dtype == torch.bool):
+        raise _index_error(name, index)
+    try:
+        return operator.index(index)
+    except TypeError:
+        raise _index_error(name, index) from None
+
+
 def _check_indices(indices, length: int, name: str) -> torch.Tensor:
-    """Turn an int, list or tensor of indices into a 1-D LongTensor in [0, length); negative ones count from the end."""
-    idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+    """Turn an int, list, range, array or tensor of integer indices into a 1-D LongTensor in [0, length);
+    negative ones count from the end. Non-integers (floats, strings, bools) are a TypeError, never truncated."""
+    if isinstance(indices, (str, bytes)):
+        raise _index_error(name, indices)
+    try:
+        idx = torch.as_tensor(indices)
+    except (TypeError, ValueError, RuntimeError):
+        raise _index_error(name, indices) from None
+    if idx.numel() and (idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex()):
+        raise _index_error(name, indices)
+    idx = idx.to(torch.long).reshape(-1)
     bad = (idx < -length) | (idx >= length)
     if bad.any():
         raise IndexError(
@@ -256,7 +283,7 @@ class BouncingShapes(Dataset):
         return (clips, traj.float()) if self.return_trajectory else clips
 
     def __getitem__(self, index: int):
-        batch = self.get_batch([index])
+        batch = self.get_batch([_check_index(index, type(self).__name__)])
         return (batch[0][0], batch[1][0]) if self.return_trajectory else batch[0]
 
     def describe(self, index: int) -> list[dict]:
@@ -308,7 +335,7 @@ class ShapeImages(Dataset):
         return images[:, :, 0], labels
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        images, labels = self.get_batch([index])
+        images, labels = self.get_batch([_check_index(index, "ShapeImages")])
         return images[0], int(labels[0])
 
     def __repr__(self) -> str:

@@ -18,7 +18,7 @@ import math
 import torch
 from torch.utils.data import Dataset
 
-from .shapes import _check_indices
+from .shapes import _check_index, _check_indices
 
 __all__ = ["TOY2D_NAMES", "sample_toy2d", "mixture_modes", "mixture_std", "mode_coverage", "Toy2D"]
 
@@ -114,7 +114,7 @@ class Toy2D(Dataset):
         return self.data[_check_indices(indices, len(self), "Toy2D")]
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.get_batch([index])[0]
+        return self.get_batch([_check_index(index, "Toy2D")])[0]
 
     def __repr__(self) -> str:
         return f"Toy2D(name={self.name!r}, n={len(self)}, seed={self.seed})"

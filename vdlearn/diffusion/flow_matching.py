@@ -38,7 +38,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .objectives import PREDICTION_TYPES, Model, check_prediction_type, x0_eps_from_output
+from .objectives import Model, check_prediction_type, x0_eps_from_output
 from .schedules import NoiseSchedule
 
 __all__ = [
@@ -344,8 +344,9 @@ def _grid(schedule: NoiseSchedule | None, steps: int | None, shift: float, t_sta
 
 
 def _setup(model: Model, x: torch.Tensor, schedule: NoiseSchedule | None, steps: int | None, shift: float,
-           t_start: Any, spacing: str, prediction_type: str, clip_x0: bool):
-    """The time grid, the starting flow state and ``velocity(x, i) -> (u, x0_hat)`` at grid point i."""
+           t_start: Any, spacing: str, prediction_type: str, clip_x0: bool, progress: bool):
+    """The time grid, the starting flow state, ``velocity(x, i) -> (u, x0_hat)`` at grid point i, and
+    the step indices (with a progress bar if asked); ``taus`` are the timesteps of a diffusion model."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
         raise ValueError("x must be a floating-point tensor of noise shaped (B, ...), e.g. torch.randn(16, 2)")
     if prediction_type != "velocity":
@@ -373,15 +374,11 @@ def _setup(model: Model, x: torch.Tensor, schedule: NoiseSchedule | None, steps:
 
     if taus is not None:  # the noise x is the diffusion state at taus[0]: rescale it onto the path
         x = x / (schedule.alpha(taus[0]).item() + schedule.sigma(taus[0]).item())
-    return times, taus, x, velocity
-
-
-def _loop(times: list[float], progress: bool):
-    steps = range(len(times) - 1)
+    loop = range(len(times) - 1)
     if progress:
         from tqdm.auto import tqdm
-        return tqdm(steps, desc="sampling", leave=False)
-    return steps
+        loop = tqdm(loop, desc="sampling", leave=False)
+    return times, (taus if prediction_type != "velocity" else None), x, velocity, loop
 
 
 @torch.no_grad()
@@ -402,8 +399,9 @@ def flow_euler_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule | N
     deterministic (``generator`` is accepted and unused); ``callback`` gets ``i, t`` (the flow time
     reached), ``x`` (the flow state) and ``x0`` after every step.
     """
-    times, _, x, velocity = _setup(model, x, schedule, steps, shift, t_start, spacing, prediction_type, clip_x0)
-    for i in _loop(times, progress):
+    times, _, x, velocity, loop = _setup(model, x, schedule, steps, shift, t_start, spacing, prediction_type,
+                                         clip_x0, progress)
+    for i in loop:
         u, x0 = velocity(x, i)
         x = x + (times[i + 1] - times[i]) * u
         if callback is not None:
@@ -427,13 +425,14 @@ def flow_heun_sample(model: Model, x: torch.Tensor, schedule: NoiseSchedule | No
     step (compare samplers at equal calls). A diffusion model of a :class:`NoiseSchedule` has no
     timestep at t = 0, so with one its last step is an Euler step. Options as in :func:`flow_euler_sample`.
     """
-    times, taus, x, velocity = _setup(model, x, schedule, steps, shift, t_start, spacing, prediction_type, clip_x0)
-    for i in _loop(times, progress):
+    times, taus, x, velocity, loop = _setup(model, x, schedule, steps, shift, t_start, spacing, prediction_type,
+                                            clip_x0, progress)
+    for i in loop:
         h = times[i + 1] - times[i]
         u, x0 = velocity(x, i)
         x_euler = x + h * u
-        if taus is not None and prediction_type != "velocity" and i + 1 == len(taus):
-            x = x_euler   # t = 0: no timestep of the schedule to call the diffusion model at
+        if taus is not None and i + 1 == len(taus):
+            x = x_euler   # t = 0: a diffusion model has no timestep there to be called at
         else:
             x = x + 0.5 * h * (u + velocity(x_euler, i + 1)[0])
         if callback is not None:

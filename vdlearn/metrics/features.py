@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the architecture or training recipe changes (invalidates the cache).
-_VERSION = 2  # 2: the initial weights are seeded too (they depended on what ran before)
+_VERSION = 2  # 2: seeded initial weights (they depended on what ran before); digits trained 1,500 steps
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def _shapes(n: int, train: bool):
 
 #: name -> what the feature network of that dataset expects and how it is trained.
 FEATURE_DATASETS: dict[str, _Spec] = {
-    "digits": _Spec(channels=1, size=28, make=_digits, num_train=10000, num_steps=1000),
+    "digits": _Spec(channels=1, size=28, make=_digits, num_train=10000, num_steps=1500),
     "shapes": _Spec(channels=3, size=32, make=_shapes, num_train=10000, num_steps=400),
 }
 

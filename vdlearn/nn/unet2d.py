@@ -47,6 +47,12 @@ class UNet2D(nn.Module):
         super().__init__()
         if not channel_mults:
             raise ValueError("channel_mults needs at least one level, e.g. (1, 2, 2)")
+        for name, value in (("in_channels", in_channels), ("base_channels", base_channels),
+                            ("num_res_blocks", num_res_blocks), ("num_heads", num_heads)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r} (e.g. base_channels=64)")
+        if any(not isinstance(m, int) or m < 1 for m in channel_mults):
+            raise ValueError(f"channel_mults must be positive ints, one per level, e.g. (1, 2, 2); got {tuple(channel_mults)}")
         bad = [lvl for lvl in attention_levels if not 0 <= lvl < len(channel_mults)]
         if bad:
             raise ValueError(f"attention_levels {bad} do not exist; levels are 0..{len(channel_mults) - 1}")

@@ -110,9 +110,11 @@ def fit(
                 "gradient clipping (grad_clip=1.0), a warm-up (warmup_steps=100), and check that the "
                 "inputs are finite and in [-1, 1].")
 
+    config = {"lr": lr, "weight_decay": weight_decay, "betas": list(betas), "warmup_steps": warmup_steps,
+              "grad_clip": grad_clip}
     result = training_loop(
         step, data, modules={"model": model}, optimizers={"optimizer": optimizer},
         schedulers={"scheduler": scheduler}, num_steps=num_steps, batch_size=batch_size, seed=seed,
-        device=device, ema_decay=ema_decay, finite=finite, checkpoint_path=checkpoint_path,
+        device=device, config=config, ema_decay=ema_decay, finite=finite, checkpoint_path=checkpoint_path,
         checkpoint_every=checkpoint_every, log_every=log_every, progress=progress, callback=callback)
     return TrainResult(model=model, **vars(result))

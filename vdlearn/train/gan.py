@@ -128,9 +128,12 @@ def train_gan(
     fused = True if device.type == "cuda" else None
     opt_g = torch.optim.Adam(generator.parameters(), lr=lr, betas=betas, fused=fused)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=lr_d or lr, betas=betas, fused=fused)
-    config: dict[str, Any] = {"loss": loss, "r1_gamma": r1_gamma, "d_steps": d_steps}
+    config: dict[str, Any] = {"loss": loss, "r1_gamma": r1_gamma, "d_steps": d_steps, "lr": lr, "lr_d": lr_d,
+                              "betas": list(betas)}
     if noise_from or noise_to:
         config["instance_noise"] = [float(noise_from), float(noise_to)]
+    if noise_from != noise_to:   # the annealing depends on the run's length: resume only to the same end
+        config["num_steps"] = num_steps
     latent_dim = generator.latent_dim
 
     def step(s: int, batches: list[Any]) -> dict[str, torch.Tensor]:

@@ -8,9 +8,11 @@ does everything around it, the same way for every model:
   that needs k batches (a GAN's discriminator steps) gets draws ``k·s, ..., k·s + k - 1``;
 - **checkpoints** (:func:`vdlearn.train.save_checkpoint`, atomic) every ``checkpoint_every`` steps
   and at the end hold every module, optimiser and scheduler, the EMA, the history, the random
-  state and the run's ``config``; when ``checkpoint_path`` exists the loop resumes from it, with
-  exactly the numbers an uninterrupted run would have produced, and refuses a checkpoint made
-  with another ``config``;
+  state and the run's whole configuration (batch, seed, the optimiser's settings, the data's
+  identity); when ``checkpoint_path`` exists the loop resumes from it, with exactly the numbers an
+  uninterrupted run would have produced (asking for more steps continues the run), and refuses,
+  saying what differs, a checkpoint made with another configuration, for another model, or
+  holding more steps than asked for;
 - an **EMA** (:mod:`vdlearn.train.ema`) of one module, updated after every step;
 - a **history** of every number the step returns, averaged over ``log_every`` steps (and over
   processes under ``torchrun``), a check that the losses stay finite, a progress bar and a
@@ -30,13 +32,25 @@ from torch.utils.data import Dataset
 
 from ..data.batches import BatchIndices, make_batch
 from . import distributed
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, state_digest
 from .ema import make_ema
 
-__all__ = ["LoopResult", "training_loop", "to_device"]
+__all__ = ["LoopResult", "training_loop", "to_device", "data_identity"]
 
 #: ``step(s, batches) -> {"name": scalar tensor}``: one training step on ``batches_per_step`` batches.
 Step = Callable[[int, list[Any]], Mapping[str, Any]]
+
+
+def data_identity(data: Any) -> str:
+    """What a checkpoint remembers of its data: the dataset's description (its repr, when it has one) and size.
+
+    A tensor is described by its shape, dtype and a digest of its values, so that resuming on other
+    data is caught.
+    """
+    if isinstance(data, torch.Tensor):
+        return f"tensor{tuple(data.shape)} {data.dtype} sha256={state_digest(data)[:16]}"
+    text = repr(data) if type(data).__repr__ is not object.__repr__ else type(data).__name__
+    return f"{text} (len {len(data)})"
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -98,21 +112,37 @@ def training_loop(
     watched = modules[ema_of] if ema_of is not None else next(iter(modules.values()))
     ema = make_ema(watched, ema_decay) if ema_decay is not None else None
     indices = BatchIndices(len(data), batch_size, seed, rank, world)
-    config = {"batch_size": batch_size, "seed": seed, "world_size": world, **(config or {})}
+    config = {"batch_size": batch_size, "seed": seed, "world_size": world,
+              "batches_per_step": batches_per_step, "ema_decay": ema_decay, "data": data_identity(data),
+              **(config or {})}
     history: dict[str, list[float]] = {"step": []}
     start = 0
 
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
     if ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt, map_location=device)
-        if state.get("config") != config:
+        saved = state.get("config") or {}
+        if saved != config:
+            differ = {k: (saved.get(k), config.get(k)) for k in sorted(set(saved) | set(config))
+                      if saved.get(k) != config.get(k)}
             raise ValueError(
-                f"checkpoint '{ckpt}' was made with {state.get('config')}, but this run uses "
-                f"{config}; use the same settings to resume, or another checkpoint_path"
-            )
+                f"checkpoint '{ckpt}' was made with other settings than this run: "
+                + "; ".join(f"{k}: {a!r} there, {b!r} here" for k, (a, b) in differ.items())
+                + ". Resume with the same settings, or give another checkpoint_path (or delete the file) "
+                  "to start afresh")
+        if int(state["step"]) > num_steps:
+            raise ValueError(f"checkpoint '{ckpt}' holds {int(state['step'])} steps of training, more than "
+                             f"num_steps={num_steps}: ask for at least {int(state['step'])} steps to resume it "
+                             "(more steps continue the run), or give another checkpoint_path")
         for group, objects in (("modules", modules), ("optimizers", optimizers), ("schedulers", schedulers)):
             for name, obj in objects.items():
-                obj.load_state_dict(state[group][name])
+                try:
+                    obj.load_state_dict(state[group][name])
+                except (RuntimeError, ValueError, KeyError) as err:
+                    raise ValueError(
+                        f"checkpoint '{ckpt}' holds a {name!r} that does not fit this run's ({type(obj).__name__}: "
+                        f"{str(err).splitlines()[0]}); it was made for another model. Give another "
+                        "checkpoint_path, or delete the file to start afresh") from err
         if ema is not None:
             if state.get("ema") is None:
                 raise ValueError(f"checkpoint '{ckpt}' has no EMA weights but ema_decay is set")
