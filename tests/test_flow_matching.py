@@ -270,6 +270,8 @@ def test_flow_samplers_run_a_diffusion_model_and_report_every_step():
     assert (out - ref).abs().max() < 0.05                          # both solve the same ODE
     clipped = flow_euler_sample(lambda x, t: x * 0 - 5.0, noise, steps=4, clip_x0=True)
     assert clipped.abs().max() <= 1.0
+    plain = flow_euler_sample(lambda x, t: x, noise, steps=3)
+    assert torch.equal(flow_euler_sample(lambda x, t: x, noise, steps=3, progress=True), plain)
     assert ddpm_sample(eps_model, noise, s, steps=10, generator=gen(1)).shape == (8, 2)
 
 

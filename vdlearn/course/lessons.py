@@ -37,7 +37,7 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson(4, "gan_video", "GANs for images and video",
            "DCGAN on digits, training dynamics, a small video GAN baseline"),
     Lesson(5, "diffusion_math", "The mathematics of diffusion",
-           "the forward process, diffusion as a hierarchical VAE, eps/x0/v targets, DDPM and DDIM"),
+           "the forward process, diffusion as a hierarchical VAE, eps/x0/v targets, DDPM and DDIM, flow matching"),
     Lesson(6, "image_diffusion", "Diffusion for images",
            "a U-Net with time embedding and attention, classifier-free guidance, fast samplers"),
     Lesson(7, "video_diffusion", "Video diffusion",
