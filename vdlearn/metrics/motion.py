@@ -6,7 +6,8 @@ far below 1 means frozen video, far above 1 flicker. A clip is *near-static* whe
 below ``static_threshold`` (0.1) times the median energy of real clips.
 
 A metric that sees time must score :func:`shuffle_frames` (every frame perfect, the order broken)
-and :func:`freeze_frames` (one perfect frame repeated) worse than real clips.
+and :func:`freeze_frames` (one perfect frame repeated) worse than real clips; a metric of object
+constancy must score :func:`mix_frames` (each frame from another clip) worse.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 
 from ..data.clips import check_clips
 
-__all__ = ["shuffle_frames", "freeze_frames", "frame_difference_energy", "motion_stats"]
+__all__ = ["shuffle_frames", "freeze_frames", "mix_frames", "frame_difference_energy", "motion_stats"]
 
 
 def shuffle_frames(clips: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -59,3 +60,11 @@ def motion_stats(clips: torch.Tensor, real: torch.Tensor, static_threshold: floa
             "energy_ratio": (e.mean() / e_real.mean().clamp(min=1e-12)).item(),
             "static_fraction": (e < cut).float().mean().item(),
             "static_fraction_real": (e_real < cut).float().mean().item()}
+
+
+def mix_frames(clips: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Clips whose frame t comes from a random clip of the batch (mixed content, not just reordered)."""
+    b, _, t = clips.shape[:3]
+    src = torch.randint(0, b, (b, t), generator=generator)
+    frame_idx = torch.randint(0, t, (b, t), generator=generator)
+    return torch.stack([clips[src[:, j], :, frame_idx[:, j]] for j in range(t)], dim=2)
