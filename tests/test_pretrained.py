@@ -173,3 +173,34 @@ def test_shipped_latent_models_decode_to_clips_with_a_moving_object():
     assert clips.shape == (12, 3, 16, 32, 32)
     assert 0.3 < V.motion_stats(clips, real)["energy_ratio"] < 3.0
     assert V.physics_score(clips)["tracked"] >= 0.5
+
+
+def test_one_call_samples_every_shipped_generator():
+    """pretrained.sample gives clips in the course convention, the same for the same seed."""
+    entries = _shipped("07_spacetime_unet_shapes")
+    for name, entry in entries.items():
+        recipe = entry.get("sampling")
+        if not recipe:
+            continue
+        out = pretrained.sample(name, 2, seed=3, steps=2)
+        assert out.shape == (2, *recipe["shape"]) and out.abs().max() <= 1 and torch.isfinite(out).all(), name
+        if recipe["kind"] != "masked_video":
+            assert torch.equal(out, pretrained.sample(name, 2, seed=3, steps=2)), name
+
+
+def test_sample_conditions_and_refusals():
+    _shipped("08_masked_video_shapes")
+    from vdlearn.data import BouncingShapes
+    clips = BouncingShapes(2, frames=8, size=32, seed=9).get_batch(torch.arange(2))
+    animated = pretrained.sample("08_masked_video_shapes", 2, steps=2, image=clips[:, :, 0])
+    assert torch.equal(animated[:, :, 0], clips[:, :, 0])              # the given frame is kept
+    predicted = pretrained.sample("08_masked_video_shapes", 2, steps=2, context=clips[:, :, :2])
+    assert torch.equal(predicted[:, :, :2], clips[:, :, :2])
+    with pytest.raises(ValueError, match="not trained for the condition.*takes image, context, first, last"):
+        pretrained.sample("08_masked_video_shapes", 2, labels=torch.zeros(2))
+    with pytest.raises(ValueError, match="not trained for the condition.*no condition"):
+        pretrained.sample("07_spacetime_unet_shapes", 2, image=clips[:, :, 0])
+    with pytest.raises(ValueError, match="no sampling recipe|not a generator"):
+        pretrained.sample("09_frame_vae_shapes", 2)
+    with pytest.raises(KeyError, match="shipped"):
+        pretrained.sample("no_such_model", 2)

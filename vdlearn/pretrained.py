@@ -6,6 +6,7 @@ with its file, SHA-256, the lesson it serves, the class that builds its model an
 keyword arguments, and how it was trained::
 
     model = load_pretrained("06_unet2d_digits")     # checksum verified, weights_only=True
+    clips = sample("07_spacetime_unet_shapes", 8)    # eight clips with the sampler its recipe names
 
 A file whose checksum does not match is refused: it was damaged or altered.
 """
@@ -23,7 +24,7 @@ from torch import nn
 from .files import atomic_write
 
 __all__ = ["checkpoint_dir", "manifest", "sha256", "verify", "load_state", "builder_class", "load_pretrained",
-           "save_pretrained"]
+           "save_pretrained", "CONDITIONS", "sample"]
 
 
 def checkpoint_dir() -> Path:
@@ -122,11 +123,12 @@ def load_pretrained(name: str, folder: str | Path | None = None) -> nn.Module:
 
 
 def save_pretrained(model: nn.Module, name: str, *, lesson: int, builder: str, kwargs: dict[str, Any],
-                    trained: str, folder: str | Path | None = None) -> Path:
+                    trained: str, sampling: dict[str, Any] | None = None, folder: str | Path | None = None) -> Path:
     """Save ``model``'s weights atomically and record them, with their SHA-256, in the manifest.
 
     ``builder`` is ``"module:Class"`` and ``kwargs`` rebuild the model; ``trained`` says how it was
-    trained (preset, steps, device, minutes).
+    trained (preset, steps, device, minutes); ``sampling`` is the recipe :func:`sample` follows (kind,
+    shape, schedule, prediction type, sampler, steps).
     """
     folder = Path(folder or checkpoint_dir())
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,6 +139,79 @@ def save_pretrained(model: nn.Module, name: str, *, lesson: int, builder: str, k
     entries = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     entries[name] = {"file": path.name, "sha256": sha256(path), "lesson": lesson, "builder": builder,
                      "kwargs": kwargs, "trained": trained, "bytes": path.stat().st_size}
+    if sampling is not None:
+        entries[name]["sampling"] = sampling
     text = json.dumps(entries, indent=2, sort_keys=True) + "\n"
     atomic_write(manifest_path, lambda f: f.write(text.encode("utf-8")))
     return path
+
+
+#: What :func:`sample` accepts as a condition, per kind of shipped model (the manifest's ``sampling.kind``).
+CONDITIONS = {"image": ("labels",), "video": (), "latent_video": (),
+              "masked_video": ("image", "context", "first", "last")}
+
+
+@torch.no_grad()
+def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sampler: str | None = None,
+           folder: str | Path | None = None, **condition: Any) -> torch.Tensor:
+    """``n`` samples of shipped model ``name`` in the course convention, with the sampler its recipe names.
+
+    Images come back as (n, C, H, W), clips as (n, C, T, H, W), in [-1, 1]. ``seed`` fixes the noise;
+    ``steps`` and ``sampler`` override the recipe's. Conditions, by kind of model:
+
+    - a class-conditional image model takes ``labels`` (n,) (default: 0, 1, 2, ... cycling through the
+      classes) and ``guidance_scale``;
+    - the masked video model takes ``image`` (n, C, H, W) (image to video), ``context`` (n, C, k, H, W)
+      (prediction), or ``first`` and ``last`` (interpolation); nothing samples it unconditionally;
+    - a latent video model is decoded by the frame VAE its recipe names.
+
+    A condition the model was not trained for is an error that lists the ones it takes.
+    """
+    from .diffusion import classifier_free_guidance, make_schedule
+    from .diffusion import sample as run_sampler
+    from .video import animate, interpolate, predict, sample_latent_clips, sample_video
+
+    folder = Path(folder or checkpoint_dir())
+    entry = _entry(name, folder)
+    recipe = entry.get("sampling")
+    if not recipe:
+        raise ValueError(f"shipped model {name!r} is not a generator with a sampling recipe (it is used by another "
+                         f"model); sample one of {sorted(k for k, e in manifest(folder).items() if e.get('sampling'))}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n is the number of samples, a positive int; got {n!r}")
+    kind = recipe["kind"]
+    guidance = condition.pop("guidance_scale", recipe.get("guidance_scale", 1.0))
+    unknown = sorted(set(condition) - set(CONDITIONS[kind]))
+    if unknown:
+        takes = ", ".join(CONDITIONS[kind]) or "no condition"
+        raise ValueError(f"{name!r} was not trained for the condition(s) {unknown}; it takes {takes}")
+    schedule = make_schedule(recipe["schedule"], recipe["num_timesteps"])
+    options = {"steps": steps or recipe["steps"], "prediction_type": recipe["prediction_type"]}
+    sampler = sampler or recipe["sampler"]
+    generator = torch.Generator().manual_seed(seed)
+    model = load_pretrained(name, folder)
+    shape = tuple(recipe["shape"])
+    if kind == "latent_video":
+        vae = load_pretrained(recipe["vae"], folder)
+        return sample_latent_clips(model, vae, n, shape[1], shape[2:], schedule, sampler=sampler,
+                                   generator=generator, **options).clamp(-1, 1)
+    if kind == "masked_video":
+        options = {**options, "sampler": sampler, "guidance_scale": guidance, "generator": generator}
+        if "image" in condition:
+            return animate(model, condition["image"], schedule, **options)
+        if "context" in condition:
+            return predict(model, condition["context"], schedule, **options)
+        if "first" in condition or "last" in condition:
+            if not ("first" in condition and "last" in condition):
+                raise ValueError("interpolation needs both first and last images (n, C, H, W)")
+            return interpolate(model, condition["first"], condition["last"], schedule, **options)
+        known = torch.zeros((n, *shape))
+        return sample_video(model, known, torch.zeros(n, shape[1], dtype=torch.bool), schedule, **options)
+    noise = torch.randn((n, *shape), generator=generator)
+    if kind == "image":
+        labels = torch.as_tensor(condition.get("labels", torch.arange(n) % model.num_classes)).long()
+        if labels.shape != (n,):
+            raise ValueError(f"labels must have shape ({n},), one class per sample; got {tuple(labels.shape)}")
+        model = classifier_free_guidance(model, labels, guidance)
+    out = run_sampler(sampler, model, noise, schedule, clip_x0=True, generator=generator, **options)
+    return out.clamp(-1, 1)
