@@ -112,13 +112,14 @@ def training_loop(
     watched = modules[ema_of] if ema_of is not None else next(iter(modules.values()))
     ema = make_ema(watched, ema_decay) if ema_decay is not None else None
     indices = BatchIndices(len(data), batch_size, seed, rank, world)
-    config = {"batch_size": batch_size, "seed": seed, "world_size": world,
-              "batches_per_step": batches_per_step, "ema_decay": ema_decay, "data": data_identity(data),
-              **(config or {})}
     history: dict[str, list[float]] = {"step": []}
     start = 0
 
     ckpt = Path(checkpoint_path) if checkpoint_path is not None else None
+    if ckpt is not None:  # what a checkpoint must agree on (the data's digest is computed only here)
+        config = {"batch_size": batch_size, "seed": seed, "world_size": world,
+                  "batches_per_step": batches_per_step, "ema_decay": ema_decay, "data": data_identity(data),
+                  **(config or {})}
     if ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt, map_location=device)
         saved = state.get("config") or {}
