@@ -30,7 +30,7 @@ def test_the_checksum_is_verified_before_the_builder_is_imported(tmp_path, monke
     path = tmp_path / "tiny.pt"
     path.write_bytes(path.read_bytes()[:-1] + b"x")
     imported = []
-    monkeypatch.setattr(pretrained.importlib, "import_module", lambda name: imported.append(name))
+    monkeypatch.setattr("vdlearn.pretrained.shipped.importlib.import_module", lambda name: imported.append(name))
     with pytest.raises(ValueError, match="fails its checksum"):
         pretrained.load_pretrained("tiny", folder=tmp_path)
     assert imported == []

@@ -1,4 +1,4 @@
-"""The course's command line: ``python -m vdlearn {lessons,build,check,run,grade,doctor}``."""
+"""The course's command line: ``python -m vdlearn {lessons,build,check,run,grade,pretrain,doctor}``."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +42,20 @@ def main(argv: list[str] | None = None) -> int:
                        help="seconds per notebook (default 900)")
     grade.add_argument("--isolation", default="auto", choices=["auto", "namespace", "none"],
                        help="how the kernel is confined (default: namespace where it works, else none)")
+    pre = sub.add_parser(
+        "pretrain", help="train a shipped model again from its recipe (resumable; --list shows the recipes)",
+        description="Train a shipped model from the recipe kept in vdlearn.pretrained.recipes. The run's state\n"
+                    "lives in WORKDIR/NAME (checkpoints every few hundred steps): run the same command again to\n"
+                    "resume after any interruption. At the recipe's last step the model is saved in\n"
+                    "data/checkpoints with its manifest entry (steps, hours, machine, metrics).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pre.add_argument("name", nargs="?", help="the recipe, e.g. 07_latent_dit_shapes")
+    pre.add_argument("--list", action="store_true", help="show the recipes and stop")
+    pre.add_argument("--until", type=int, default=None,
+                     help="stop this sitting at this step (default: the recipe's last step)")
+    pre.add_argument("--workdir", default=None, help="where runs keep their state (default "
+                     "$VDLEARN_PRETRAIN_DIR or ~/.cache/vdlearn/pretrain)")
+    pre.add_argument("--folder", default=None, help="where the finished model is shipped (default data/checkpoints)")
     sub.add_parser("doctor", help="what this machine has, and what is missing")
     args = parser.parse_args(argv)
 
@@ -79,11 +93,32 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "grade":
         return _grade(args)
+    if args.command == "pretrain":
+        return _pretrain(args)
     if args.command == "doctor":
         from .course.doctor import doctor
 
         return doctor()
     return 2
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    """``--list``, or one sitting of a recipe's training (exit 2 with a message on bad input)."""
+    from .pretrained import get_recipe, pretrain, recipe_table
+
+    if args.list or not args.name:
+        print(recipe_table())
+        return 0 if args.list else 2
+    try:
+        get_recipe(args.name)
+        summary = pretrain(args.name, workdir=args.workdir, until=args.until, folder=args.folder)
+    except (KeyError, ValueError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
+        return 2
+    done = f"{summary['steps']:,} of {summary['of']:,} steps in {summary['hours']:.2f} h"
+    print(f"{args.name}: {done}" + (f"; shipped {summary['shipped']}, metrics {summary['metrics']}"
+                                    if "shipped" in summary else f"; run again to continue ({summary['run']})"))
+    return 0
 
 
 def _grade(args: argparse.Namespace) -> int:

@@ -68,12 +68,14 @@ def fit(
     progress: bool = True,
     compile: bool = False,
     callback: Callable[[int, nn.Module], None] | None = None,
+    config: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` for ``num_steps`` steps of AdamW on ``loss_fn(model, batch)``.
 
     ``loss_fn`` returns a scalar loss, or ``(loss, {"name": value})`` to log more numbers.
     ``data`` is a Dataset (its ``get_batch`` is used when present) or a tensor of examples.
     ``callback(step, model)`` runs every ``log_every`` steps (e.g. to look at samples).
+    ``config`` adds entries (e.g. a recipe's name) that a checkpoint must agree on to be resumed.
     Under ``torchrun`` ``loss_fn`` gets the DistributedDataParallel wrapper: call the model
     (its ``forward``), so that gradients are averaged across processes.
     """
@@ -111,7 +113,7 @@ def fit(
                 "inputs are finite and in [-1, 1].")
 
     config = {"lr": lr, "weight_decay": weight_decay, "betas": list(betas), "warmup_steps": warmup_steps,
-              "grad_clip": grad_clip}
+              "grad_clip": grad_clip, **(config or {})}
     result = training_loop(
         step, data, modules={"model": model}, optimizers={"optimizer": optimizer},
         schedulers={"scheduler": scheduler}, num_steps=num_steps, batch_size=batch_size, seed=seed,

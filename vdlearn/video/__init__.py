@@ -10,6 +10,7 @@
 - :mod:`.extend`: videos longer than the training clips, window by window;
 - :mod:`.edit`: SDEdit, editing a clip by partial noising and denoising;
 - :mod:`.latent`: latent video diffusion over a FrameVAE's latents;
+- :mod:`.flow`: flow matching of clips with given frames (one velocity model for every task);
 - :mod:`.baselines`: the classical methods every model must beat (copy, constant velocity,
   optical flow, designed motion).
 
@@ -23,6 +24,7 @@ from .edit import check_strength, sdedit, sdedit_start
 from .extend import extend_video
 from .latent import (decode_clips, encode_clips, encode_dataset, latent_diffusion_loss, latent_stats,
                      sample_latent_clips)
+from .flow import condition_channels, masked_flow_loss, sample_masked_flow
 from .loss import video_diffusion_loss
 from .masked_model import MaskedVideoDiffusion, augment_condition, masked_diffusion_loss, model_input, nearest_given
 from .masks import DEFAULT_TASK_PROBS, TASKS, check_mask, mask_to_channel, random_masks, task_mask
@@ -36,6 +38,7 @@ __all__ = [
     "extend_video",
     "check_strength", "sdedit_start", "sdedit",
     "encode_clips", "decode_clips", "encode_dataset", "latent_stats", "latent_diffusion_loss", "sample_latent_clips",
+    "condition_channels", "masked_flow_loss", "sample_masked_flow",
     "copy_last_frame", "centroid", "constant_velocity", "shift", "warp", "lucas_kanade", "flow_warp",
     "affine_flow", "animate_with_flow", "affine_video",
 ]

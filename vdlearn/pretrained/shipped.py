@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .files import atomic_write
+from ..files import atomic_write
 
 __all__ = ["checkpoint_dir", "manifest", "sha256", "verify", "load_state", "builder_class", "load_pretrained",
            "save_pretrained", "CONDITIONS", "sample"]
@@ -29,7 +29,7 @@ __all__ = ["checkpoint_dir", "manifest", "sha256", "verify", "load_state", "buil
 
 def checkpoint_dir() -> Path:
     """``data/checkpoints`` of the course checkout that this vdlearn comes from."""
-    return Path(__file__).resolve().parents[1] / "data" / "checkpoints"
+    return Path(__file__).resolve().parents[2] / "data" / "checkpoints"
 
 
 def manifest(folder: str | Path | None = None) -> dict[str, dict[str, Any]]:
@@ -148,7 +148,8 @@ def save_pretrained(model: nn.Module, name: str, *, lesson: int, builder: str, k
 
 #: What :func:`sample` accepts as a condition, per kind of shipped model (the manifest's ``sampling.kind``).
 CONDITIONS = {"image": ("labels",), "video": (), "latent_video": (),
-              "masked_video": ("image", "context", "first", "last")}
+              "masked_video": ("image", "context", "first", "last"),
+              "latent_flow_video": ("image", "context", "first", "last")}
 
 
 @torch.no_grad()
@@ -163,13 +164,15 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
       classes) and ``guidance_scale``;
     - the masked video model takes ``image`` (n, C, H, W) (image to video), ``context`` (n, C, k, H, W)
       (prediction), or ``first`` and ``last`` (interpolation); nothing samples it unconditionally;
-    - a latent video model is decoded by the frame VAE its recipe names.
+    - a latent video model is decoded by the frame VAE its recipe names; a latent flow model
+      (``latent_flow_video``) also takes ``image``, ``context`` or ``first`` and ``last``, and samples
+      unconditionally without them.
 
     A condition the model was not trained for is an error that lists the ones it takes.
     """
-    from .diffusion import classifier_free_guidance, make_schedule
-    from .diffusion import sample as run_sampler
-    from .video import animate, interpolate, predict, sample_latent_clips, sample_video
+    from ..diffusion import classifier_free_guidance, make_schedule
+    from ..diffusion import sample as run_sampler
+    from ..video import animate, interpolate, predict, sample_latent_clips, sample_video
 
     folder = Path(folder or checkpoint_dir())
     entry = _entry(name, folder)
@@ -185,12 +188,17 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
     if unknown:
         takes = ", ".join(CONDITIONS[kind]) or "no condition"
         raise ValueError(f"{name!r} was not trained for the condition(s) {unknown}; it takes {takes}")
-    schedule = make_schedule(recipe["schedule"], recipe["num_timesteps"])
-    options = {"steps": steps or recipe["steps"], "prediction_type": recipe["prediction_type"]}
-    sampler = sampler or recipe["sampler"]
     generator = torch.Generator().manual_seed(seed)
     model = load_pretrained(name, folder)
     shape = tuple(recipe["shape"])
+    if kind == "latent_flow_video":
+        if sampler not in (None, "flow-euler"):
+            raise ValueError(f"{name!r} is a flow-matching model sampled with 'flow-euler'; got sampler={sampler!r}")
+        return latent_flow_clips(model, load_pretrained(recipe["vae"], folder), n, shape, condition,
+                            steps or recipe["steps"], recipe.get("shift", 1.0), generator)
+    schedule = make_schedule(recipe["schedule"], recipe["num_timesteps"])
+    options = {"steps": steps or recipe["steps"], "prediction_type": recipe["prediction_type"]}
+    sampler = sampler or recipe["sampler"]
     if kind == "latent_video":
         vae = load_pretrained(recipe["vae"], folder)
         return sample_latent_clips(model, vae, n, shape[1], shape[2:], schedule, sampler=sampler,
@@ -215,3 +223,47 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
         model = classifier_free_guidance(model, labels, guidance)
     out = run_sampler(sampler, model, noise, schedule, clip_x0=True, generator=generator, **options)
     return out.clamp(-1, 1)
+
+
+def _given_frames(condition: dict[str, Any], n: int, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clips (n, C, T, H, W) holding the given frames of a condition, and the (n, T) mask of which they are."""
+    channels, frames, size = shape[0], shape[1], shape[2:]
+    known = torch.zeros((n, *shape))
+    mask = torch.zeros(n, frames, dtype=torch.bool)
+
+    def put(name: str, value: Any, at: slice, ndim: int) -> None:
+        value = torch.as_tensor(value, dtype=torch.float32)
+        want = f"(n, C, H, W) = ({n}, {channels}, {size[0]}, {size[1]})" if ndim == 4 else \
+            f"(n, C, k, H, W) = ({n}, {channels}, k, {size[0]}, {size[1]}) with 1 <= k < {frames}"
+        k = value.shape[2] if value.ndim == 5 else 1
+        if value.ndim != ndim or value.shape[0] != n or value.shape[1] != channels or tuple(value.shape[-2:]) != size \
+                or not 1 <= k < frames:
+            raise ValueError(f"{name} must be {want} in [-1, 1], got shape {tuple(value.shape)}; resize with "
+                             "vdlearn.videoio.load_image(path, size=...) and pass n of them")
+        known[:, :, at] = value if ndim == 5 else value[:, :, None]
+        mask[:, at] = True
+
+    if "image" in condition:
+        put("image", condition["image"], slice(0, 1), 4)
+    elif "context" in condition:
+        k = torch.as_tensor(condition["context"]).shape[2] if torch.as_tensor(condition["context"]).ndim == 5 else 0
+        put("context", condition["context"], slice(0, max(k, 1)), 5)
+    elif "first" in condition or "last" in condition:
+        if not ("first" in condition and "last" in condition):
+            raise ValueError("interpolation needs both first and last images (n, C, H, W)")
+        put("first", condition["first"], slice(0, 1), 4)
+        put("last", condition["last"], slice(frames - 1, frames), 4)
+    return known, mask
+
+
+def latent_flow_clips(model: nn.Module, vae: nn.Module, n: int, shape: tuple[int, ...], condition: dict[str, Any],
+                 steps: int, shift: float, generator: torch.Generator) -> torch.Tensor:
+    """Sample a latent flow-matching video model; given frames are encoded, and returned exactly as given."""
+    from ..video import decode_clips, encode_clips
+    from ..video.flow import sample_masked_flow
+
+    known, mask = _given_frames(condition, n, shape)
+    latents = encode_clips(vae, known.clamp(-1, 1))
+    clips = decode_clips(vae, sample_masked_flow(model, latents, mask, steps=steps, shift=shift,
+                                                 generator=generator)).clamp(-1, 1)
+    return torch.where(mask[:, None, :, None, None], known, clips)

@@ -1,0 +1,138 @@
+"""``python -m vdlearn pretrain``: recipes, resumable sittings, the manifest entry, and one call to sample."""
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+import torch
+
+from vdlearn import pretrained
+from vdlearn.__main__ import main
+from vdlearn.pretrained import recipes
+from vdlearn.pretrained.recipes import Recipe
+from vdlearn.video.flow import masked_flow_loss
+
+VAE = "09_frame_vae_shapes"
+
+
+def _latents(folder):
+    return recipes._cached(folder, "latents.pt", lambda: torch.randn(32, 4, 4, 8, 8, generator=torch.Generator()
+                                                                     .manual_seed(0)))
+
+
+TINY = Recipe(
+    name="99_tiny_latent_dit", lesson=9, summary="a test recipe", builder="vdlearn.nn.video_dit:VideoDiT",
+    kwargs={"in_channels": 4, "frames": 4, "size": 8, "patch": 2, "tubelet": 4, "dim": 16, "depth": 1, "heads": 2,
+            "cond_channels": 5},
+    data=_latents, loss=lambda model, batch: masked_flow_loss(model, batch, max_k=2), num_steps=6, batch_size=4,
+    lr=1e-3, warmup_steps=0, ema_decay=0.9, checkpoint_every=2,
+    sampling={"kind": "latent_flow_video", "shape": [3, 4, 32, 32], "sampler": "flow-euler", "steps": 3, "vae": VAE},
+    evaluate=lambda sample, n=2: {"clips_in_range": float(sample(n, 0).abs().max() <= 1)},
+)
+
+
+@pytest.fixture
+def tiny(monkeypatch, tmp_path):
+    monkeypatch.setitem(recipes.RECIPES, TINY.name, TINY)
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    entry = pretrained.manifest()[VAE]
+    shutil.copy(pretrained.checkpoint_dir() / entry["file"], folder / entry["file"])
+    (folder / "manifest.json").write_text(json.dumps({VAE: entry}))
+    return tmp_path / "runs", folder
+
+
+def test_unknown_recipes_and_steps_are_explained(tiny):
+    with pytest.raises(KeyError, match="no pretraining recipe 'nope'.*07_latent_dit_shapes"):
+        pretrained.pretrain("nope")
+    with pytest.raises(ValueError, match=r"until must be a step in 1\.\.6"):
+        pretrained.pretrain(TINY.name, workdir=tiny[0], until=7)
+    assert main(["pretrain", "nope"]) == 2
+
+
+def test_list_shows_every_recipe(capsys):
+    assert main(["pretrain", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in recipes.RECIPES:
+        assert name in out
+
+
+def test_a_run_over_two_sittings_ships_the_model_with_its_manifest_entry(tiny):
+    workdir, folder = tiny
+    first = pretrained.pretrain(TINY.name, workdir=workdir, until=4, folder=folder, progress=False)
+    assert first["steps"] == 4 and "shipped" not in first
+    assert TINY.name not in pretrained.manifest(folder)
+    done = pretrained.pretrain(TINY.name, workdir=workdir, folder=folder, progress=False)
+    entry = pretrained.manifest(folder)[TINY.name]
+    assert entry["sha256"] == pretrained.sha256(folder / entry["file"])
+    assert entry["pretrain"]["steps"] == 6 and entry["pretrain"]["metrics"] == {"clips_in_range": 1.0}
+    assert entry["pretrain"]["hours"] >= 0 and "CPU" in entry["pretrain"]["machine"]
+    assert done["metrics"] == {"clips_in_range": 1.0}
+    sittings = json.loads((workdir / TINY.name / "sittings.json").read_text())
+    assert [(s["from_step"], s["to_step"]) for s in sittings] == [(0, 4), (4, 6)]
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tiny, monkeypatch):
+    workdir, base = tiny
+    folder = base.parent / "shipped"
+    for copy in ("a", "b"):
+        shutil.copytree(base, folder / copy)
+    pretrained.pretrain(TINY.name, workdir=workdir / "a", folder=folder / "a", progress=False)
+    calls = {"n": 0}
+
+    def crash_at_step_5(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return TINY.loss(model, batch)
+
+    monkeypatch.setitem(recipes.RECIPES, TINY.name, replace(TINY, loss=crash_at_step_5))
+    with pytest.raises(KeyboardInterrupt):
+        pretrained.pretrain(TINY.name, workdir=workdir / "b", folder=folder / "b", progress=False)
+    assert (workdir / "b" / TINY.name / "checkpoint.pt").is_file()
+    monkeypatch.setitem(recipes.RECIPES, TINY.name, TINY)
+    pretrained.pretrain(TINY.name, workdir=workdir / "b", folder=folder / "b", progress=False)
+    a = pretrained.load_state(TINY.name, folder / "a")
+    b = pretrained.load_state(TINY.name, folder / "b")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_checkpoint_of_another_recipe_is_refused(tiny, monkeypatch):
+    workdir, folder = tiny
+    pretrained.pretrain(TINY.name, workdir=workdir, until=2, folder=folder, progress=False)
+    wider = replace(TINY, kwargs={**TINY.kwargs, "dim": 32})
+    monkeypatch.setitem(recipes.RECIPES, TINY.name, wider)
+    with pytest.raises(ValueError, match="other settings than this run.*kwargs"):
+        pretrained.pretrain(TINY.name, workdir=workdir, folder=folder, progress=False)
+
+
+def test_sample_keeps_given_frames_and_refuses_wrong_conditions(tiny):
+    workdir, folder = tiny
+    pretrained.pretrain(TINY.name, workdir=workdir, folder=folder, progress=False)
+    context = torch.rand(2, 3, 2, 32, 32) * 2 - 1
+    clips = pretrained.sample(TINY.name, 2, folder=folder, context=context)
+    assert clips.shape == (2, 3, 4, 32, 32)
+    assert torch.equal(clips[:, :, :2], context)
+    image = context[:, :, 0]
+    assert torch.equal(pretrained.sample(TINY.name, 2, folder=folder, image=image)[:, :, 0], image)
+    both = pretrained.sample(TINY.name, 2, folder=folder, first=image, last=-image)
+    assert torch.equal(both[:, :, -1], -image)
+    again = pretrained.sample(TINY.name, 2, seed=3, folder=folder)
+    assert torch.equal(again, pretrained.sample(TINY.name, 2, seed=3, folder=folder))
+    with pytest.raises(ValueError, match="labels.*takes image, context, first, last"):
+        pretrained.sample(TINY.name, 2, folder=folder, labels=torch.zeros(2))
+    with pytest.raises(ValueError, match=r"context must be \(n, C, k, H, W\)"):
+        pretrained.sample(TINY.name, 2, folder=folder, context=torch.zeros(2, 3, 2, 16, 16))
+    with pytest.raises(ValueError, match="both first and last"):
+        pretrained.sample(TINY.name, 2, folder=folder, first=image)
+
+
+def test_a_run_can_be_evaluated_before_it_ends(tiny):
+    workdir, folder = tiny
+    pretrained.pretrain(TINY.name, workdir=workdir, until=4, folder=folder, progress=False)
+    model, step = pretrained.run_model(TINY.name, workdir)
+    assert step == 4 and not model.training
+    point = pretrained.evaluate_run(TINY.name, workdir, n=2, folder=folder)
+    assert point["step"] == 4 and point["clips_in_range"] == 1.0 and point["hours"] >= 0
+    with pytest.raises(FileNotFoundError, match="start one with"):
+        pretrained.run_model(TINY.name, workdir / "elsewhere")

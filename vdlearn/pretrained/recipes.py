@@ -1,0 +1,133 @@
+"""The recipes of the shipped models: everything needed to train one again (``python -m vdlearn pretrain NAME``).
+
+A :class:`Recipe` names the data, the network (its builder and keyword arguments), the objective,
+the optimiser's settings, the EMA, the seed and the sampler; :mod:`.runs` runs it. Data that is
+expensive to make (clips encoded by a frame VAE) is made once and kept in the run's folder, so a
+resumed run trains on exactly the same examples.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from ..data import BouncingShapes
+from ..files import atomic_write
+from ..metrics import motion_stats, object_constancy, physics_score
+from ..video import encode_dataset
+from ..video.flow import masked_flow_loss
+from .shipped import builder_class, load_pretrained
+
+__all__ = ["Recipe", "RECIPES", "get_recipe", "recipe_table"]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one shipped model is trained, sampled and judged."""
+
+    name: str
+    lesson: int
+    summary: str
+    builder: str                                   # "vdlearn.module:Class"
+    kwargs: dict[str, Any]
+    data: Callable[[Path], Any]                    # run folder -> training examples
+    loss: Callable[[nn.Module, Any], torch.Tensor]
+    num_steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    ema_decay: float
+    seed: int = 0
+    checkpoint_every: int = 250
+    sampling: dict[str, Any] = field(default_factory=dict)
+    evaluate: Callable[[Callable[[int, int], torch.Tensor]], dict[str, float]] | None = None  # sample(n, seed) -> metrics
+
+    def build(self) -> nn.Module:
+        torch.manual_seed(self.seed)
+        return builder_class(self.builder)(**self.kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        """What the recipe says, as plain values (for ``--list`` and the manifest)."""
+        return {"lesson": self.lesson, "summary": self.summary, "builder": self.builder, "kwargs": self.kwargs,
+                "steps": self.num_steps, "batch_size": self.batch_size, "lr": self.lr,
+                "warmup_steps": self.warmup_steps, "ema_decay": self.ema_decay, "seed": self.seed,
+                "sampling": self.sampling}
+
+
+def _cached(folder: Path, name: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``make()`` once, kept in ``folder/name`` (atomically) so that a resumed run sees the same tensor."""
+    path = folder / name
+    if path.is_file():
+        return torch.load(path, map_location="cpu", weights_only=True)
+    value = make()
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: torch.save(value, f))
+    return value
+
+
+def _latents(dataset: Callable[[], Any], vae: str) -> Callable[[Path], torch.Tensor]:
+    def make(folder: Path) -> torch.Tensor:
+        return _cached(folder, "latents.pt", lambda: encode_dataset(load_pretrained(vae), dataset(), batch_size=128))
+    return make
+
+
+def _latent_flow_loss(model: nn.Module, latents: torch.Tensor) -> torch.Tensor:
+    return masked_flow_loss(model, latents, probs=_TASKS, max_k=4)
+
+
+#: Half the clips are generated from nothing, the rest continue, animate or join given frames.
+_TASKS = {"unconditional": 0.5, "prediction": 0.3, "image_to_video": 0.1, "interpolation": 0.1}
+
+
+def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128) -> Callable[..., dict[str, float]]:
+    """Metrics of ``n`` sampled clips (``sample(n, seed)``, the public API's sampler) against ``n`` held-out real ones."""
+    def evaluate(sample: Callable[[int, int], torch.Tensor], n: int = n) -> dict[str, float]:
+        clips = sample(n, 0)
+        ref = real()[:n]
+        out = {"energy_ratio": motion_stats(clips, ref)["energy_ratio"]}
+        if dataset == "shapes":
+            c = object_constancy(clips)
+            out.update(constant=c["constant"], exactly_one=c["exactly_one"], physics_px=physics_score(clips))
+        return {k: round(float(v), 4) for k, v in out.items()}
+    return evaluate
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in [
+    Recipe(
+        name="07_latent_dit_shapes", lesson=7,
+        summary="BouncingShapes 8x32x32 in the FrameVAE's latents (4x8x8 a frame); a video DiT whose tokens "
+                "span all 8 frames; flow matching, logit-normal t; generation, prediction, image to video and "
+                "interpolation from one set of weights",
+        builder="vdlearn.nn.video_dit:VideoDiT",
+        kwargs={"in_channels": 4, "frames": 8, "size": 8, "patch": 1, "tubelet": 8, "dim": 128, "depth": 8,
+                "heads": 4, "cond_channels": 5},
+        data=_latents(lambda: BouncingShapes(8192, frames=8, size=32, seed=0), "09_frame_vae_shapes"),
+        loss=_latent_flow_loss, num_steps=16_000, batch_size=16, lr=5e-4, warmup_steps=200, ema_decay=0.999,
+        sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 20,
+                  "vae": "09_frame_vae_shapes"},
+        evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
+                                .get_batch(torch.arange(128))),
+    ),
+]}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``, or a KeyError that lists them."""
+    if name not in RECIPES:
+        raise KeyError(f"no pretraining recipe {name!r}; the recipes are: {', '.join(sorted(RECIPES))} "
+                       "(`python -m vdlearn pretrain --list` describes them)")
+    return RECIPES[name]
+
+
+def recipe_table() -> str:
+    """One line per recipe: name, lesson, steps, batch, learning rate, and what it trains."""
+    return "\n".join(f"{r.name:28s} lesson {r.lesson:02d}  {r.num_steps:>6,} steps x {r.batch_size:<3d} lr {r.lr:g}"
+                     f"  EMA {r.ema_decay}\n    {r.summary}" for r in RECIPES.values())
+
+
+def as_json(recipe: Recipe) -> str:
+    return json.dumps(recipe.describe(), indent=2, sort_keys=True)

@@ -1,0 +1,148 @@
+"""Train a shipped model from its recipe, over as many sittings as it takes (``python -m vdlearn pretrain NAME``).
+
+The run lives in ``<workdir>/<NAME>/`` (default ``~/.cache/vdlearn/pretrain``, or ``$VDLEARN_PRETRAIN_DIR``):
+``checkpoint.pt`` (written atomically every ``checkpoint_every`` steps by :func:`vdlearn.train.fit`, so an
+interrupted run loses at most the steps since the last one), the recipe's cached data, and
+``sittings.json`` (when, where and how far each sitting trained). Running the command again resumes.
+When the recipe's last step is reached, the EMA weights are saved in ``data/checkpoints`` and the
+manifest entry is written: the recipe, the steps, the hours and machine, and the model's metrics.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..files import atomic_write
+from ..train import fit
+from ..train.checkpoint import load_checkpoint
+from .recipes import Recipe, get_recipe
+from .shipped import checkpoint_dir, latent_flow_clips, load_pretrained, manifest, sample, save_pretrained
+
+__all__ = ["default_workdir", "pretrain", "machine", "Sittings", "run_model", "evaluate_run"]
+
+
+def default_workdir() -> Path:
+    """Where pretraining runs keep their state: ``$VDLEARN_PRETRAIN_DIR`` or ``~/.cache/vdlearn/pretrain``."""
+    return Path(os.environ.get("VDLEARN_PRETRAIN_DIR") or Path.home() / ".cache" / "vdlearn" / "pretrain")
+
+
+def machine() -> str:
+    """A short description of this machine: CPU cores and threads, or the GPU."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+
+
+class Sittings:
+    """``sittings.json``: one record per sitting (start, machine, first and last step, wall seconds)."""
+
+    def __init__(self, path: Path, first_step: int):
+        self.path = path
+        self.records: list[dict[str, Any]] = json.loads(path.read_text()) if path.is_file() else []
+        self.started = time.time()
+        self.records.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
+                             "from_step": first_step, "to_step": first_step, "seconds": 0.0})
+
+    def update(self, step: int, _model: Any = None) -> None:
+        self.records[-1].update(to_step=int(step), seconds=round(time.time() - self.started, 1))
+        text = json.dumps(self.records, indent=1)
+        atomic_write(self.path, lambda f: f.write(text.encode()))
+
+    @staticmethod
+    def read(path: Path) -> list[dict[str, Any]]:
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    @property
+    def hours(self) -> float:
+        return sum(r["seconds"] for r in self.records) / 3600
+
+
+def _steps_done(path: Path) -> int:
+    if not path.is_file():
+        return 0
+    return int(load_checkpoint(path)["step"])
+
+
+def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int | None = None,
+             folder: str | os.PathLike | None = None, progress: bool = True,
+             device: str | None = None) -> dict[str, Any]:
+    """Train recipe ``name`` (resuming its run if there is one) up to step ``until`` (default: the recipe's end).
+
+    Reaching the recipe's last step ships the model into ``folder`` (default ``data/checkpoints``) with
+    its manifest entry and metrics. Returns a summary: steps done, hours, and the metrics once shipped.
+    """
+    recipe: Recipe = get_recipe(name)
+    total = recipe.num_steps
+    until = total if until is None else int(until)
+    if not 0 < until <= total:
+        raise ValueError(f"until must be a step in 1..{total} (the recipe's {total:,} steps), got {until}")
+    run_dir = Path(workdir or default_workdir()) / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = run_dir / "checkpoint.pt"
+    data = recipe.data(run_dir)
+    model = recipe.build()
+    sittings = Sittings(run_dir / "sittings.json", _steps_done(ckpt))
+    result = fit(model, recipe.loss, data, num_steps=until, batch_size=recipe.batch_size, lr=recipe.lr,
+                 warmup_steps=recipe.warmup_steps, ema_decay=recipe.ema_decay, seed=recipe.seed, device=device,
+                 checkpoint_path=ckpt, checkpoint_every=recipe.checkpoint_every, log_every=50, progress=progress,
+                 callback=sittings.update, config={"recipe": name, "builder": recipe.builder, "kwargs": recipe.kwargs})
+    sittings.update(until)
+    summary: dict[str, Any] = {"name": name, "steps": until, "of": total, "hours": round(sittings.hours, 3),
+                               "run": str(run_dir)}
+    if until < total:
+        return summary
+    folder = Path(folder or checkpoint_dir())
+    trained = (f"by `python -m vdlearn pretrain {name}`: {total:,} steps of {recipe.batch_size} in "
+               f"{sittings.hours:.1f} h on {sittings.records[-1]['machine']}")
+    save_pretrained(result.best_model.cpu().eval(), name, lesson=recipe.lesson, builder=recipe.builder,
+                    kwargs=recipe.kwargs, trained=trained, sampling=recipe.sampling, folder=folder)
+    metrics = recipe.evaluate(lambda n, seed: sample(name, n, seed, folder=folder)) if recipe.evaluate else {}
+    entries = manifest(folder)
+    entries[name]["pretrain"] = {"steps": total, "hours": round(sittings.hours, 2),
+                                 "machine": sittings.records[-1]["machine"], "metrics": metrics}
+    text = json.dumps(entries, indent=2, sort_keys=True) + "\n"
+    atomic_write(folder / "manifest.json", lambda f: f.write(text.encode("utf-8")))
+    return {**summary, "metrics": metrics, "shipped": str(folder / f"{name}.pt")}
+
+
+def run_model(name: str, workdir: str | os.PathLike | None = None) -> tuple[torch.nn.Module, int]:
+    """The EMA model of an unfinished run's latest checkpoint, and its step: to watch a run as it trains."""
+    recipe = get_recipe(name)
+    path = Path(workdir or default_workdir()) / name / "checkpoint.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no run of {name!r} in '{path.parent}'; start one with "
+                                f"`python -m vdlearn pretrain {name}`")
+    state = load_checkpoint(path)
+    model = recipe.build()
+    ema = state.get("ema") or {}
+    weights = {k[len("module."):]: v for k, v in ema.items() if k.startswith("module.")} or state["modules"]["model"]
+    model.load_state_dict(weights)
+    return model.eval(), int(state["step"])
+
+
+def evaluate_run(name: str, workdir: str | os.PathLike | None = None, n: int = 64,
+                 folder: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The recipe's metrics of a run's latest checkpoint (``n`` clips), with its step and training hours.
+
+    Points of the learning curve: quality against hours of training on this machine.
+    """
+    recipe = get_recipe(name)
+    if recipe.evaluate is None or recipe.sampling.get("kind") != "latent_flow_video":
+        raise ValueError(f"{name!r} has no metrics to follow during training")
+    model, step = run_model(name, workdir)
+    vae = load_pretrained(recipe.sampling["vae"], folder)
+    shape = tuple(recipe.sampling["shape"])
+
+    def draw(count: int, seed: int) -> torch.Tensor:
+        return latent_flow_clips(model, vae, count, shape, {}, recipe.sampling["steps"],
+                                 recipe.sampling.get("shift", 1.0), torch.Generator().manual_seed(seed))
+
+    sittings = Sittings.read(Path(workdir or default_workdir()) / name / "sittings.json")
+    hours = sum(r["seconds"] for r in sittings if r["to_step"] <= step) / 3600
+    return {"step": step, "hours": round(hours, 3), **recipe.evaluate(draw, n)}
