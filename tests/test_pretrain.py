@@ -67,7 +67,7 @@ def test_a_run_over_two_sittings_ships_the_model_with_its_manifest_entry(tiny):
     assert entry["sha256"] == pretrained.sha256(folder / entry["file"])
     assert entry["pretrain"]["steps"] == 6 and entry["pretrain"]["metrics"] == {"clips_in_range": 1.0}
     assert entry["pretrain"]["hours"] >= 0 and "CPU" in entry["pretrain"]["machine"]
-    assert done["metrics"] == {"clips_in_range": 1.0}
+    assert done["metrics"] == {"clips_in_range": 1.0} and entry["pretrain"]["curve"] == []
     sittings = json.loads((workdir / TINY.name / "sittings.json").read_text())
     assert [(s["from_step"], s["to_step"]) for s in sittings] == [(0, 4), (4, 6)]
 
@@ -136,3 +136,31 @@ def test_a_run_can_be_evaluated_before_it_ends(tiny):
     assert point["step"] == 4 and point["clips_in_range"] == 1.0 and point["hours"] >= 0
     with pytest.raises(FileNotFoundError, match="start one with"):
         pretrained.run_model(TINY.name, workdir / "elsewhere")
+    pretrained.record_curve_point(TINY.name, workdir, n=2, folder=folder)
+    pretrained.pretrain(TINY.name, workdir=workdir, folder=folder, progress=False)
+    pretrained.record_curve_point(TINY.name, workdir, n=2, folder=folder)
+    assert [p["step"] for p in pretrained.read_curve(TINY.name, workdir)] == [4, 6]
+
+
+def test_a_flow_matching_image_model_samples_with_any_sampler(tmp_path):
+    from vdlearn.diffusion import classifier_free_guidance, flow_euler_sample
+    from vdlearn.nn import UNet2D
+
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 1, "base_channels": 8, "channel_mults": [1, 2], "attention_levels": [], "num_classes": 10}
+    net = UNet2D(**kwargs)
+    for p in net.parameters():                       # not the zero output of an untrained network
+        p.data += 0.05 * torch.randn_like(p)
+    sampling = {"kind": "image", "shape": [1, 8, 8], "objective": "flow", "time_scale": 1000,
+                "sampler": "flow-euler", "steps": 4}
+    pretrained.save_pretrained(net, "flow_digits", lesson=6, builder="vdlearn.nn:UNet2D", kwargs=kwargs,
+                               trained="test", sampling=sampling, folder=tmp_path)
+    got = pretrained.sample("flow_digits", 3, seed=2, folder=tmp_path)
+    noise = torch.randn((3, 1, 8, 8), generator=torch.Generator().manual_seed(2))
+    guided = classifier_free_guidance(net.eval(), torch.arange(3), 1.0)
+    with torch.no_grad():
+        want = flow_euler_sample(lambda x, t: guided(x, t * 1000), noise, steps=4, clip_x0=True).clamp(-1, 1)
+    assert torch.allclose(got, want, atol=1e-5)
+    for sampler in ("flow-heun", "dpm++2m", "ddim"):
+        out = pretrained.sample("flow_digits", 3, seed=2, sampler=sampler, steps=4, folder=tmp_path)
+        assert out.shape == (3, 1, 8, 8) and torch.isfinite(out).all()

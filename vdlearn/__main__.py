@@ -16,6 +16,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--preset", default="smoke", choices=["smoke", "cpu", "gpu"])
     run.add_argument("--output-dir", default=None, help="where the executed notebook goes")
     run.add_argument("--student", action="store_true", help="run the student notebook instead")
+    run.add_argument("--dry-run", action="store_true",
+                     help="the preset's configuration at its real sizes, with every training loop cut to 2 steps "
+                          "of 2 examples and every sample count to a handful, on the CPU: catches configuration "
+                          "errors (shapes, data smaller than a batch, a step that fits no GPU) in seconds")
     grade = sub.add_parser(
         "grade", help="score students' notebooks exercise by exercise, in a sandbox",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     pre.add_argument("name", nargs="?", help="the recipe, e.g. 07_latent_dit_shapes")
     pre.add_argument("--list", action="store_true", help="show the recipes and stop")
+    pre.add_argument("--evaluate", action="store_true", help="score the run's latest checkpoint and add the "
+                     "point to its learning curve, while it trains (run it in another terminal)")
     pre.add_argument("--until", type=int, default=None,
                      help="stop this sitting at this step (default: the recipe's last step)")
     pre.add_argument("--workdir", default=None, help="where runs keep their state (default "
@@ -89,11 +95,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         from .course.execute import run_lesson
 
-        run_lesson(args.lesson, preset=args.preset, output_dir=args.output_dir, student=args.student)
+        run_lesson(args.lesson, preset=args.preset, output_dir=args.output_dir, student=args.student,
+                   dry_run=args.dry_run)
         return 0
     if args.command == "grade":
         return _grade(args)
     if args.command == "pretrain":
+        from .runtime import dry_run
+
+        if dry_run():  # a dry run trains 2 steps of 2 examples: nothing to ship
+            print("error: VDLEARN_DRY_RUN is set, and a dry run trains nothing worth keeping; unset it to pretrain",
+                  file=sys.stderr)
+            return 2
         return _pretrain(args)
     if args.command == "doctor":
         from .course.doctor import doctor
@@ -104,15 +117,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pretrain(args: argparse.Namespace) -> int:
     """``--list``, or one sitting of a recipe's training (exit 2 with a message on bad input)."""
-    from .pretrained import get_recipe, pretrain, recipe_table
+    from .pretrained import get_recipe, pretrain, recipe_table, record_curve_point
 
     if args.list or not args.name:
         print(recipe_table())
         return 0 if args.list else 2
     try:
         get_recipe(args.name)
+        if args.evaluate:
+            print(f"{args.name}: {record_curve_point(args.name, args.workdir, folder=args.folder)}")
+            return 0
         summary = pretrain(args.name, workdir=args.workdir, until=args.until, folder=args.folder)
-    except (KeyError, ValueError) as err:
+    except (KeyError, ValueError, FileNotFoundError) as err:
         print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     done = f"{summary['steps']:,} of {summary['of']:,} steps in {summary['hours']:.2f} h"

@@ -8,12 +8,22 @@ Every lesson starts with
 
 so the sizes of a lesson live in one place, and CI (which sets ``CI``) runs every
 lesson in the seconds-long ``smoke`` preset.
+
+A **dry run** (``VDLEARN_DRY_RUN=1``, or ``python -m vdlearn run LESSON --preset gpu --dry-run``)
+executes a preset's configuration at its real sizes in seconds on a CPU, to catch configuration
+errors (a shape that only appears at 16 frames, a dataset smaller than a batch, a step sized for no
+GPU) before a student meets them. :func:`dry_run` is the one place it is read; :func:`choose` cuts
+the configuration's *counts* (steps, evaluation and sample counts, dataset sizes) and keeps its
+*sizes* (models, frames, resolutions, batch sizes), and the training loop runs at most
+:data:`DRY_RUN_STEPS` steps on :data:`DRY_RUN_BATCH` examples of each batch, estimating the memory of
+the preset's whole batch (see :func:`vdlearn.train.training_loop`).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import random
+import re
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,18 +39,64 @@ __all__ = [
     "autocast_dtype",
     "autocast",
     "cache_dir",
+    "dry_run",
+    "dry_run_batch",
+    "dry_run_cuts",
+    "gpu_memory_budget_gib",
+    "DRY_RUN_STEPS",
+    "DRY_RUN_BATCH",
 ]
 
 #: The presets every lesson defines, fastest first.
 PRESETS = ("smoke", "cpu", "gpu")
 
+#: A dry run's most training steps per loop, and most sampling steps.
+DRY_RUN_STEPS = 2
+#: A dry run's examples per training step (the loop takes this many of each batch; the batch itself,
+#: and the checks that the data holds a whole batch, keep the preset's size).
+DRY_RUN_BATCH = 2
+#: The GPU memory a dry run allows a training step of the preset's batch, in GiB, unless
+#: ``VDLEARN_GPU_MEMORY_GB`` says otherwise: the largest single GPU in common use.
+DEFAULT_GPU_MEMORY_GIB = 80.0
+
+
+def dry_run() -> bool:
+    """Whether this is a dry run: the environment variable ``VDLEARN_DRY_RUN`` is set (and not 0/false/no).
+
+    The one place the setting is read: :func:`choose`, :func:`get_device`, :func:`cache_dir` and the
+    training loop ask here.
+    """
+    return os.environ.get("VDLEARN_DRY_RUN", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def dry_run_batch(batch_size: int) -> int:
+    """How many examples of a ``batch_size`` batch a training step uses: all of them, or in a dry run
+    at most :data:`DRY_RUN_BATCH` (a CPU could not run a GPU batch in seconds)."""
+    return min(batch_size, DRY_RUN_BATCH) if dry_run() else batch_size
+
+
+def gpu_memory_budget_gib() -> float:
+    """The GPU memory (GiB) a dry run lets one training step of a preset's batch need:
+    ``VDLEARN_GPU_MEMORY_GB`` (e.g. 15 for Colab's T4), default :data:`DEFAULT_GPU_MEMORY_GIB`."""
+    text = os.environ.get("VDLEARN_GPU_MEMORY_GB", "").strip()
+    if not text:
+        return DEFAULT_GPU_MEMORY_GIB
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ValueError(f"VDLEARN_GPU_MEMORY_GB={text!r} is not a positive number of GiB (e.g. 15 or 80)")
+    return value
+
 
 def get_device(prefer: str | None = None) -> torch.device:
     """The best device here: CUDA, then Apple's MPS, then the CPU.
 
-    ``prefer`` (or the environment variable ``VDLEARN_DEVICE``) forces one, e.g. ``"cpu"``.
+    ``prefer`` (or the environment variable ``VDLEARN_DEVICE``) forces one, e.g. ``"cpu"``. A dry
+    run (:func:`dry_run`) runs on the CPU unless one of them names another device.
     """
-    prefer = prefer or os.environ.get("VDLEARN_DEVICE")
+    prefer = prefer or os.environ.get("VDLEARN_DEVICE") or ("cpu" if dry_run() else None)
     if prefer:
         device = torch.device(prefer)
         if device.type == "cuda" and not torch.cuda.is_available():
@@ -94,10 +150,68 @@ def resolve_preset(preset: str = "auto") -> str:
     return preset
 
 
+def _count_kind(name: str) -> str | None:
+    """What kind of count a configuration entry is, by its name (None: a size, which a dry run keeps).
+
+    - ``"steps"``: a name with the word ``steps`` (``num_steps``, ``vae_steps``, ``sampler_steps``, ``d_steps_1d``);
+    - ``"every"``: an interval in steps (``log_every``, ``eval_every``);
+    - ``"data"``: a dataset's size (``num_clips``, ``hi_num_clips``, ``num_images``, ``num_train``, ``num_points``);
+    - ``"samples"``: how many things are drawn or evaluated (``num_eval``, ``video_eval``, ``eval_clips``,
+      ``num_test``, ``iw_samples``, ``num_samples``, ``num_mc``, ``num_sim``, ``elbo_points``, ``num_seeds``,
+      ``num_long``, ``per_class``).
+    """
+    words = name.lower().split("_")
+    if "steps" in words:
+        return "steps"
+    if "every" in words:
+        return "every"
+    if re.search(r"(^|_)num_(clips|images|train|points)$", name.lower()):
+        return "data"
+    if name.lower() == "per_class" or set(words) & {"eval", "samples", "mc", "sim", "seeds", "long", "test", "points"}:
+        return "samples"
+    return None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def dry_run_cuts(chosen: dict[str, Any], smoke: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """What a dry run changes in the configuration ``chosen`` (``smoke`` is the smoke preset's): ``{name: (old, new)}``.
+
+    Sizes stay. Counts take the smoke preset's value when it is smaller, and then:
+    steps and intervals at most :data:`DRY_RUN_STEPS` (a list of steps, the smoke preset's list so capped),
+    dataset sizes never fewer than the configuration's largest batch (a name with the word ``batch``),
+    so that the data still holds a whole batch of the preset.
+    """
+    batches = [v for k, v in chosen.items() if "batch" in k.lower().split("_") and _is_count(v)]
+    cuts: dict[str, tuple[Any, Any]] = {}
+    for name, value in chosen.items():
+        kind, small = _count_kind(name), smoke.get(name, value)
+        if kind is None:
+            continue
+        if isinstance(value, (list, tuple)) and kind == "steps" and isinstance(small, (list, tuple)) \
+                and all(_is_count(v) for v in (*value, *small)):
+            new: Any = type(value)(min(v, DRY_RUN_STEPS) if v else v for v in small)
+        elif _is_count(value) and _is_count(small):
+            new = min(value, small)
+            if kind in ("steps", "every") and new:
+                new = min(new, DRY_RUN_STEPS)
+            elif kind == "data":
+                new = min(value, max([new, *batches]))
+        else:
+            continue
+        if new != value:
+            cuts[name] = (value, new)
+    return cuts
+
+
 def choose(preset: str, **options: Any) -> Any:
     """Pick the option for ``preset`` from ``smoke=..., cpu=..., gpu=...``.
 
-    Dicts come back as a ``SimpleNamespace`` so a lesson can write ``cfg.num_steps``.
+    Dicts come back as a ``SimpleNamespace`` so a lesson can write ``cfg.num_steps``. In a dry run
+    (:func:`dry_run`) the counts of a dict are cut and the cuts printed (see :func:`dry_run_cuts`):
+    the preset's sizes with few steps and few samples.
     """
     missing = [p for p in PRESETS if p not in options]
     unknown = [k for k in options if k not in PRESETS]
@@ -108,6 +222,11 @@ def choose(preset: str, **options: Any) -> Any:
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; call resolve_preset() first")
     value = options[preset]
+    if isinstance(value, dict) and dry_run() and isinstance(options["smoke"], dict):
+        cuts = dry_run_cuts(value, options["smoke"])
+        value = {**value, **{k: new for k, (_, new) in cuts.items()}}
+        print(f"dry run of the {preset!r} preset: its sizes, with "
+              + (", ".join(f"{k} {old} -> {new}" for k, (old, new) in cuts.items()) if cuts else "no count to cut"))
     return SimpleNamespace(**value) if isinstance(value, dict) else value
 
 
@@ -134,10 +253,14 @@ def autocast(device: torch.device | str):
 def cache_dir() -> "os.PathLike[str]":
     """Folder for cached datasets and small trained helper networks.
 
-    ``VDLEARN_CACHE`` overrides; the default is ``~/.cache/vdlearn``.
+    ``VDLEARN_CACHE`` overrides; the default is ``~/.cache/vdlearn``. A dry run keeps its own
+    ``dry-run`` folder inside it, so that a helper network it trains for two steps is never taken for
+    the real one.
     """
     from pathlib import Path
 
     path = Path(os.environ.get("VDLEARN_CACHE", Path.home() / ".cache" / "vdlearn")).expanduser()
+    if dry_run():
+        path = path / "dry-run"
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -24,7 +24,8 @@ from ..train.checkpoint import load_checkpoint
 from .recipes import Recipe, get_recipe
 from .shipped import checkpoint_dir, latent_flow_clips, load_pretrained, manifest, sample, save_pretrained
 
-__all__ = ["default_workdir", "pretrain", "machine", "Sittings", "run_model", "evaluate_run"]
+__all__ = ["default_workdir", "pretrain", "machine", "Sittings", "run_model", "evaluate_run", "record_curve_point",
+           "read_curve"]
 
 
 def default_workdir() -> Path:
@@ -105,7 +106,8 @@ def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int 
     metrics = recipe.evaluate(lambda n, seed: sample(name, n, seed, folder=folder)) if recipe.evaluate else {}
     entries = manifest(folder)
     entries[name]["pretrain"] = {"steps": total, "hours": round(sittings.hours, 2),
-                                 "machine": sittings.records[-1]["machine"], "metrics": metrics}
+                                 "machine": sittings.records[-1]["machine"], "metrics": metrics,
+                                 "curve": read_curve(name, workdir)}
     text = json.dumps(entries, indent=2, sort_keys=True) + "\n"
     atomic_write(folder / "manifest.json", lambda f: f.write(text.encode("utf-8")))
     return {**summary, "metrics": metrics, "shipped": str(folder / f"{name}.pt")}
@@ -146,3 +148,28 @@ def evaluate_run(name: str, workdir: str | os.PathLike | None = None, n: int = 6
     sittings = Sittings.read(Path(workdir or default_workdir()) / name / "sittings.json")
     hours = sum(r["seconds"] for r in sittings if r["to_step"] <= step) / 3600
     return {"step": step, "hours": round(hours, 3), **recipe.evaluate(draw, n)}
+
+
+def _curve_path(name: str, workdir: str | os.PathLike | None) -> Path:
+    return Path(workdir or default_workdir()) / name / "curve.jsonl"
+
+
+def record_curve_point(name: str, workdir: str | os.PathLike | None = None, n: int = 64,
+                       folder: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Evaluate a run's latest checkpoint (:func:`evaluate_run`) and append the point to its ``curve.jsonl``.
+
+    Run it now and then while a model trains (``python -m vdlearn pretrain NAME --evaluate``); the
+    points go into the manifest entry when the model ships.
+    """
+    point = evaluate_run(name, workdir, n=n, folder=folder)
+    path = _curve_path(name, workdir)
+    text = (path.read_text() if path.is_file() else "") + json.dumps(point) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+    return point
+
+
+def read_curve(name: str, workdir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """The learning-curve points recorded for a run, by step (the last point of each step)."""
+    path = _curve_path(name, workdir)
+    points = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    return sorted({p["step"]: p for p in points}.values(), key=lambda p: p["step"])

@@ -161,7 +161,8 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
     ``steps`` and ``sampler`` override the recipe's. Conditions, by kind of model:
 
     - a class-conditional image model takes ``labels`` (n,) (default: 0, 1, 2, ... cycling through the
-      classes) and ``guidance_scale``;
+      classes) and ``guidance_scale``; one trained by flow matching (``"objective": "flow"``) runs its
+      velocity through any sampler (the flow samplers directly, the others by exact conversion);
     - the masked video model takes ``image`` (n, C, H, W) (image to video), ``context`` (n, C, k, H, W)
       (prediction), or ``first`` and ``last`` (interpolation); nothing samples it unconditionally;
     - a latent video model is decoded by the frame VAE its recipe names; a latent flow model
@@ -170,7 +171,7 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
 
     A condition the model was not trained for is an error that lists the ones it takes.
     """
-    from ..diffusion import classifier_free_guidance, make_schedule
+    from ..diffusion import FLOW_SAMPLERS, classifier_free_guidance, make_schedule
     from ..diffusion import sample as run_sampler
     from ..video import animate, interpolate, predict, sample_latent_clips, sample_video
 
@@ -196,8 +197,8 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
             raise ValueError(f"{name!r} is a flow-matching model sampled with 'flow-euler'; got sampler={sampler!r}")
         return latent_flow_clips(model, load_pretrained(recipe["vae"], folder), n, shape, condition,
                             steps or recipe["steps"], recipe.get("shift", 1.0), generator)
-    schedule = make_schedule(recipe["schedule"], recipe["num_timesteps"])
-    options = {"steps": steps or recipe["steps"], "prediction_type": recipe["prediction_type"]}
+    schedule = make_schedule(recipe.get("schedule", "cosine"), recipe.get("num_timesteps", 1000))
+    options = {"steps": steps or recipe["steps"], "prediction_type": recipe.get("prediction_type", "velocity")}
     sampler = sampler or recipe["sampler"]
     if kind == "latent_video":
         vae = load_pretrained(recipe["vae"], folder)
@@ -221,6 +222,11 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
         if labels.shape != (n,):
             raise ValueError(f"labels must have shape ({n},), one class per sample; got {tuple(labels.shape)}")
         model = classifier_free_guidance(model, labels, guidance)
+    if recipe.get("objective") == "flow":     # a velocity network called at t·time_scale, t in [0, 1]
+        network, scale = model, float(recipe.get("time_scale", 1.0))
+        model = lambda x, t: network(x, t * scale)  # noqa: E731
+        options["prediction_type"] = "velocity"
+        schedule = None if sampler in FLOW_SAMPLERS else schedule
     out = run_sampler(sampler, model, noise, schedule, clip_x0=True, generator=generator, **options)
     return out.clamp(-1, 1)
 

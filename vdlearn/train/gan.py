@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from ..gan.losses import check_loss_name, discriminator_loss, generator_loss, r1_penalty
 from ..gan.models import check_pair
-from ..runtime import autocast, get_device
+from ..runtime import autocast, dry_run_batch, get_device
 from .loop import LoopResult, training_loop
 
 __all__ = ["GANResult", "train_gan"]
@@ -135,6 +135,7 @@ def train_gan(
     if noise_from != noise_to:   # the annealing depends on the run's length: resume only to the same end
         config["num_steps"] = num_steps
     latent_dim = generator.latent_dim
+    used = dry_run_batch(batch_size)  # the examples of a batch a step uses (few in a dry run)
 
     def step(s: int, batches: list[Any]) -> dict[str, torch.Tensor]:
         logs: dict[str, torch.Tensor] = {}
@@ -146,10 +147,10 @@ def train_gan(
         # ---- discriminator: minimise L_D (+ gamma/2 R1) on real data and detached fakes
         for batch in batches:
             real = _real(batch)
-            if real.shape[0] != batch_size:
+            if real.shape[0] != used:
                 raise ValueError(f"the data gave a batch of shape {tuple(real.shape)}; expected "
-                                 f"{batch_size} examples")
-            z = torch.randn(batch_size, latent_dim, device=device)
+                                 f"{used} examples")
+            z = torch.randn(used, latent_dim, device=device)
             if r1_gamma > 0:
                 real = real.detach().requires_grad_(True)
             with autocast(device):
@@ -169,7 +170,7 @@ def train_gan(
         logs["d_real"] = torch.sigmoid(real_logits.detach().float()).mean()
         logs["d_fake"] = torch.sigmoid(fake_logits.detach().float()).mean()
         # ---- generator: minimise L_G through a frozen discriminator
-        z = torch.randn(batch_size, latent_dim, device=device)
+        z = torch.randn(used, latent_dim, device=device)
         with _frozen(discriminator), autocast(device):
             g_loss = generator_loss(discriminator(noisy(generator(z))), loss)
         opt_g.zero_grad(set_to_none=True)

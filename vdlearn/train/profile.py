@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..runtime import autocast as autocast_ctx
+from ..runtime import dry_run, dry_run_batch
 
 __all__ = ["train_step_cost"]
 
@@ -42,9 +43,14 @@ def train_step_cost(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
     ``activation_mb`` (the tensors autograd keeps for the backward pass: the memory that grows with
     the batch and the resolution, measured the same way on every device) and ``peak_mb`` (CUDA's
     peak allocated memory during the step; None elsewhere). The model's weights are restored.
+    A dry run (:func:`vdlearn.runtime.dry_run`) times one step of the first few examples of the batch
+    and scales their activations to the whole batch.
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}")
+    full = len(batch)
+    if dry_run():
+        batch, repeats, warmup = batch[:dry_run_batch(full)], 1, 0
     device = batch.device
     cuda = device.type == "cuda"
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -84,4 +90,4 @@ def train_step_cost(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
     opt.zero_grad(set_to_none=True)
     model.load_state_dict(state)
     model.train(was_training)
-    return {"seconds": sorted(times)[len(times) // 2], "min_seconds": min(times), "activation_mb": seen["bytes"] / 2**20, "peak_mb": peak}
+    return {"seconds": sorted(times)[len(times) // 2], "min_seconds": min(times), "activation_mb": seen["bytes"] / 2**20 * full / max(1, len(batch)), "peak_mb": peak}
