@@ -164,3 +164,16 @@ def test_a_flow_matching_image_model_samples_with_any_sampler(tmp_path):
     for sampler in ("flow-heun", "dpm++2m", "ddim"):
         out = pretrained.sample("flow_digits", 3, seed=2, sampler=sampler, steps=4, folder=tmp_path)
         assert out.shape == (3, 1, 8, 8) and torch.isfinite(out).all()
+
+
+def test_the_video_recipe_scores_real_clips_as_real_and_mixed_clips_as_broken():
+    from vdlearn.data import BouncingShapes
+    from vdlearn.metrics import mix_frames
+
+    evaluate = recipes.get_recipe("07_latent_dit_shapes").evaluate
+    real = BouncingShapes(32, frames=8, size=32, seed=5).get_batch(torch.arange(32))
+    good = evaluate(lambda n, seed: real[:n], 32)
+    assert good["constant"] == 1.0 and good["exactly_one"] == 1.0 and good["physics_px"] < 0.5
+    assert 0.8 < good["energy_ratio"] < 1.25
+    bad = evaluate(lambda n, seed: mix_frames(real[:n], torch.Generator().manual_seed(0)), 32)
+    assert bad["constant"] < 0.3 and bad["physics_px"] > 2

@@ -92,7 +92,8 @@ def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128)
         out = {"energy_ratio": motion_stats(clips, ref)["energy_ratio"]}
         if dataset == "shapes":
             c = object_constancy(clips)
-            out.update(constant=c["constant"], exactly_one=c["exactly_one"], physics_px=physics_score(clips))
+            out.update(constant=c["constant"], kind_constant=c["kind_constant"], colour_constant=c["colour_constant"],
+                       exactly_one=c["exactly_one"], physics_px=physics_score(clips)["score"])
         return {k: round(float(v), 4) for k, v in out.items()}
     return evaluate
 
