@@ -75,3 +75,34 @@ def test_guided_prediction_right_answer_passes(capsys):
 def test_guided_prediction_wrong_answers_are_explained(options, message):
     with pytest.raises(ExerciseError, match=message):
         checks.check_guided_prediction(lambda *a: guided(*a, **options))
+
+
+def heun(velocity, x, t, t_next, *, mode="right"):
+    h = (t_next - t).view(-1, *([1] * (x.ndim - 1)))
+    u0 = velocity(x, t)
+    if mode == "euler":
+        return x + h * u0
+    if mode == "backwards":
+        h = -h
+        return x + h / 2 * (u0 + velocity(x + h * u0, t_next))
+    if mode == "old_time":
+        return x + h / 2 * (u0 + velocity(x + h * u0, t))
+    if mode == "three_calls":
+        velocity(x, t)
+    return x + h / 2 * (u0 + velocity(x + h * u0, t_next))
+
+
+def test_heun_step_right_answer_passes(capsys):
+    checks.check_heun_step(heun)
+    assert "✅ 06.heun_step" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("euler", "an Euler step"),
+    ("backwards", "negative"),
+    ("old_time", "old time t"),
+    ("three_calls", "called 3 times"),
+])
+def test_heun_step_wrong_answers_are_explained(mode, message):
+    with pytest.raises(ExerciseError, match=message):
+        checks.check_heun_step(lambda *a: heun(*a, mode=mode))

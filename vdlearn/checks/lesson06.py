@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from ..nn.embeddings import timestep_embedding as reference_embedding
 from . import exercise, expect, expect_close, expect_shape
 
-__all__ = ["check_timestep_embedding", "check_attention", "check_guided_prediction"]
+__all__ = ["check_timestep_embedding", "check_attention", "check_guided_prediction", "check_heun_step"]
 
 
 def _same(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5) -> bool:
@@ -126,3 +126,38 @@ def check_guided_prediction(guided_prediction) -> None:
            f"the model was called with batch sizes {model.calls}; call it once on the doubled batch "
            "torch.cat([x, x]) with labels torch.cat([labels, null labels]) and split the output with "
            ".chunk(2): one call of twice the size is about twice as fast on a GPU as two calls.")
+
+
+@exercise("06.heun_step")
+def check_heun_step(heun_step) -> None:
+    """Heun on dx/dt = u(x, t) from t to t_next < t: x + h/2 (u(x, t) + u(x + h u(x, t), t_next)), h = t_next - t."""
+    calls: list[float] = []
+
+    def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:   # u = x·(1 + t): depends on x and on t
+        t = torch.as_tensor(t, dtype=x.dtype)
+        calls.append(float(t.reshape(-1)[0]))
+        return x * (1 + t.reshape(-1, *([1] * (x.ndim - 1))))
+
+    x = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    t, t_next = 0.8, 0.6
+    got = heun_step(velocity, x, torch.full((2,), t), torch.full((2,), t_next))
+    expect_shape(got, (2, 2), "heun_step(velocity, x of shape (2, 2), t, t_next)")
+    h = t_next - t
+    u0 = x * (1 + t)
+    euler = x + h * u0
+    want = x + h / 2 * (u0 + euler * (1 + t_next))
+    if not _same(got, want):
+        slips = {
+            "an Euler step x + h u(x, t): Heun then evaluates u again at the Euler point and averages the "
+            "two slopes": euler,
+            "a step with h = t - t_next: the ODE runs from noise (t = 1) to data (t = 0), so h = t_next - t is "
+            "negative": x - h / 2 * (u0 + (x - h * u0) * (1 + t_next)),
+            "the second slope taken at the old time t: evaluate it at the Euler point *and* t_next":
+                x + h / 2 * (u0 + euler * (1 + t)),
+            "the second slope alone, not the average of the two": x + h * euler * (1 + t_next),
+        }
+        for what, value in slips.items():
+            expect(not _same(got, value), f"your answer is {what}.")
+        expect_close(got, want, what="the Heun step")
+    expect(len(calls) == 2, f"the velocity was called {len(calls)} times; Heun needs exactly two calls a step "
+                            "(one at (x, t), one at the Euler point and t_next)")
