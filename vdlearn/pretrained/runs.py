@@ -146,7 +146,11 @@ def evaluate_run(name: str, workdir: str | os.PathLike | None = None, n: int = 6
                                  recipe.sampling.get("shift", 1.0), torch.Generator().manual_seed(seed))
 
     sittings = Sittings.read(Path(workdir or default_workdir()) / name / "sittings.json")
-    hours = sum(r["seconds"] for r in sittings if r["to_step"] <= step) / 3600
+    seconds = 0.0
+    for r in sittings:   # whole sittings before the step, and the share of the one it falls in
+        span = max(r["to_step"] - r["from_step"], 1)
+        seconds += r["seconds"] * min(max(step - r["from_step"], 0), span) / span
+    hours = seconds / 3600
     return {"step": step, "hours": round(hours, 3), **recipe.evaluate(draw, n)}
 
 
