@@ -44,7 +44,7 @@ def test_the_untrained_model_outputs_zero_and_then_learns():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.5 * first
+    assert loss.item() < 0.5 * first
 
 
 def test_rope_rotates_so_that_scores_depend_only_on_the_offset():
