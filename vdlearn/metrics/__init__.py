@@ -8,6 +8,7 @@
   control clips every video metric must score badly;
 - :mod:`.physics`: centroid tracking and the physics score of BouncingShapes;
 - :mod:`.constancy`: object constancy, whether every frame shows the same objects (kind, colour, count);
+- :mod:`.digit_constancy`: the same for MovingDigits, whether every frame shows the same digit;
 - :mod:`.psnr_ssim`: PSNR, SSIM and the best of k samples;
 - :mod:`.novelty`: distance to the nearest training example (does the model copy?).
 
@@ -19,6 +20,7 @@ from .features import (FEATURE_DATASETS, FeatureNet, class_agreement, classify, 
 from .frechet import feature_statistics, fid_lite, frechet_distance
 from .fvd import VIDEO_FEATURE_DATASETS, VideoFeatureNet, extract_video_features, fvd_lite, video_feature_network
 from .constancy import classify_frames, object_constancy
+from .digit_identity import classify_digit_frames, digit_constancy
 from .motion import frame_difference_energy, freeze_frames, mix_frames, motion_stats, shuffle_frames
 from .novelty import nearest_neighbour_distance
 from .physics import physics_residuals, physics_score, track_centroids
@@ -29,7 +31,7 @@ __all__ = [
     "frechet_distance", "feature_statistics", "fid_lite",
     "VIDEO_FEATURE_DATASETS", "VideoFeatureNet", "video_feature_network", "extract_video_features", "fvd_lite",
     "shuffle_frames", "freeze_frames", "mix_frames", "frame_difference_energy", "motion_stats",
-    "object_constancy", "classify_frames",
+    "object_constancy", "classify_frames", "digit_constancy", "classify_digit_frames",
     "track_centroids", "physics_residuals", "physics_score",
     "psnr", "ssim", "best_of_k",
     "nearest_neighbour_distance",
