@@ -8,7 +8,7 @@
   control clips every video metric must score badly;
 - :mod:`.physics`: centroid tracking and the physics score of BouncingShapes;
 - :mod:`.constancy`: object constancy, whether every frame shows the same objects (kind, colour, count);
-- :mod:`.digit_constancy`: the same for MovingDigits, whether every frame shows the same digit;
+- :mod:`.digit_identity`: the same for MovingDigits, whether every frame shows the same digit;
 - :mod:`.psnr_ssim`: PSNR, SSIM and the best of k samples;
 - :mod:`.novelty`: distance to the nearest training example (does the model copy?).
 
