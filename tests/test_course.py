@@ -199,3 +199,39 @@ def test_readme_lists_every_lesson_with_its_colab_badge():
         written = (root / "solutions" / lesson.filename).exists()
         assert (colab_url(lesson) in readme) == written, (
             f"README should link {lesson.stem} to Colab exactly when the lesson is written")
+
+
+def test_a_dry_run_reaches_the_kernel_on_the_cpu_in_its_own_folder(course, monkeypatch):
+    """run_lesson(dry_run=True): the kernel sees VDLEARN_DRY_RUN and the CPU; its files go to outputs/dry-run."""
+    import json
+    import os
+
+    from vdlearn.course.execute import run_lesson
+
+    nb = _lesson_nb()
+    nb.cells.append(new_code_cell("import os\nfrom vdlearn.runtime import dry_run, get_device\n"
+                                  "print('probe', dry_run(), get_device(), os.environ['VDLEARN_PRESET'], os.getcwd())"))
+    nb.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    nbformat.write(nb, course / "solutions" / "00_video_as_data.ipynb")
+    monkeypatch.chdir(course)
+    monkeypatch.delenv("VDLEARN_DRY_RUN", raising=False)
+    monkeypatch.delenv("VDLEARN_DEVICE", raising=False)
+    out = run_lesson(0, preset="gpu", dry_run=True, timeout=120)
+    assert out == course / "outputs" / "executed" / "00_video_as_data.gpu-dry-run.ipynb"
+    printed = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"]
+                      for o in c.get("outputs", []))
+    assert f"probe True cpu gpu {course / 'outputs' / 'dry-run'}" in printed
+    assert "VDLEARN_DRY_RUN" not in os.environ and "VDLEARN_DEVICE" not in os.environ  # this process: as before
+
+
+def test_cli_dry_run_flag_and_no_pretraining_in_a_dry_run(monkeypatch, capsys):
+    from vdlearn.course import execute
+
+    calls = []
+    monkeypatch.setattr(execute, "run_lesson", lambda *a, **k: calls.append((a, k)))
+    assert main(["run", "7", "--preset", "gpu", "--dry-run"]) == 0
+    assert calls[-1][1]["dry_run"] is True and calls[-1][1]["preset"] == "gpu"
+    assert main(["run", "7"]) == 0 and calls[-1][1]["dry_run"] is False
+    monkeypatch.setenv("VDLEARN_DRY_RUN", "1")
+    assert main(["pretrain", "06_unet2d_digits"]) == 2
+    assert "dry run trains nothing worth keeping" in capsys.readouterr().err

@@ -248,3 +248,46 @@ def test_batches_cover_each_epoch_once():
     epoch0 = torch.cat([order(s) for s in range(3)])
     assert len(set(epoch0.tolist())) == 9
     assert not torch.equal(order(0), order(3))
+
+
+def test_a_dry_run_trains_a_step_of_two_examples_and_estimates_the_memory(monkeypatch, capsys):
+    monkeypatch.setenv("VDLEARN_DRY_RUN", "1")
+    monkeypatch.setenv("VDLEARN_GPU_MEMORY_GB", "")
+    seen = []
+
+    def loss(model, batch):
+        seen.append(len(batch))
+        return _mse(model, batch)
+
+    result = fit(_model(), loss, _problem(), num_steps=500, batch_size=64, lr=0.05, log_every=100, progress=False,
+                 device="cpu")
+    assert result.step == 1 and seen == [2] and result.history["step"] == [1]
+    out = capsys.readouterr().out
+    assert "dry run (training): a step of the batch of 64 keeps about" in out and "of the 15 GiB allowed" in out
+    seen.clear()  # data the dry run made smaller than the preset's batch: its batches come from what there is
+    assert fit(_model(), loss, _problem(), num_steps=5, batch_size=512, progress=False, device="cpu").step == 1
+    assert seen == [2] and "a step of the batch of 512" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="fewer than batch_size=512"):  # outside a dry run, an error
+        monkeypatch.setenv("VDLEARN_DRY_RUN", "")
+        fit(_model(), loss, _problem(), num_steps=5, batch_size=512, progress=False, device="cpu")
+    monkeypatch.setenv("VDLEARN_DRY_RUN", "1")
+    monkeypatch.setenv("VDLEARN_GPU_MEMORY_GB", "1e-9")  # a step that fits no GPU stops the dry run
+    with pytest.raises(MemoryError, match="does not fit one GPU of 1e-09 GiB"):
+        fit(_model(), loss, _problem(), num_steps=5, batch_size=64, progress=False, device="cpu")
+
+
+def test_a_dry_run_of_a_gan_and_of_a_step_cost(monkeypatch):
+    from vdlearn.gan import MLPDiscriminator, MLPGenerator
+
+    monkeypatch.setenv("VDLEARN_DRY_RUN", "1")
+    torch.manual_seed(0)
+    result = train.train_gan(MLPGenerator(latent_dim=4, hidden=16), MLPDiscriminator(hidden=16), torch.randn(256, 2),
+                             num_steps=100, batch_size=64, d_steps=2, progress=False, device="cpu")
+    assert result.step == 1 and result.history["step"][-1] == 1
+    cost = train.train_step_cost(_model(), lambda m, b: _mse(m, b)[0], _problem(64), repeats=5)
+    monkeypatch.setenv("VDLEARN_GPU_MEMORY_GB", "1e-9")
+    with pytest.raises(MemoryError, match="train_step_cost"):
+        train.train_step_cost(_model(), lambda m, b: _mse(m, b)[0], _problem(64))
+    monkeypatch.setenv("VDLEARN_DRY_RUN", "")
+    full = train.train_step_cost(_model(), lambda m, b: _mse(m, b)[0], _problem(64), repeats=1)
+    assert cost["activation_mb"] == pytest.approx(full["activation_mb"], rel=0.05)  # scaled to the whole batch

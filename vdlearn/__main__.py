@@ -17,9 +17,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--output-dir", default=None, help="where the executed notebook goes")
     run.add_argument("--student", action="store_true", help="run the student notebook instead")
     run.add_argument("--dry-run", action="store_true",
-                     help="the preset's configuration at its real sizes, with every training loop cut to 2 steps "
+                     help="the preset's configuration at its real sizes, with every training loop cut to 1 step "
                           "of 2 examples and every sample count to a handful, on the CPU: catches configuration "
-                          "errors (shapes, data smaller than a batch, a step that fits no GPU) in seconds")
+                          "errors (a shape, a step that does not fit the GPU the preset is for) in a minute")
     grade = sub.add_parser(
         "grade", help="score students' notebooks exercise by exercise, in a sandbox",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pretrain":
         from .runtime import dry_run
 
-        if dry_run():  # a dry run trains 2 steps of 2 examples: nothing to ship
+        if dry_run():  # a dry run trains a step of 2 examples: nothing to ship
             print("error: VDLEARN_DRY_RUN is set, and a dry run trains nothing worth keeping; unset it to pretrain",
                   file=sys.stderr)
             return 2

@@ -10,13 +10,14 @@ so the sizes of a lesson live in one place, and CI (which sets ``CI``) runs ever
 lesson in the seconds-long ``smoke`` preset.
 
 A **dry run** (``VDLEARN_DRY_RUN=1``, or ``python -m vdlearn run LESSON --preset gpu --dry-run``)
-executes a preset's configuration at its real sizes in seconds on a CPU, to catch configuration
-errors (a shape that only appears at 16 frames, a dataset smaller than a batch, a step sized for no
-GPU) before a student meets them. :func:`dry_run` is the one place it is read; :func:`choose` cuts
+executes a preset's configuration at its real sizes in a minute on a CPU, to catch configuration
+errors (a shape that only appears at 16 frames, a step that needs more memory than the GPU the preset
+is for) before a student meets them. :func:`dry_run` is the one place it is read; :func:`choose` cuts
 the configuration's *counts* (steps, evaluation and sample counts, dataset sizes) and keeps its
 *sizes* (models, frames, resolutions, batch sizes), and the training loop runs at most
-:data:`DRY_RUN_STEPS` steps on :data:`DRY_RUN_BATCH` examples of each batch, estimating the memory of
-the preset's whole batch (see :func:`vdlearn.train.training_loop`).
+:data:`DRY_RUN_STEPS` step on :data:`DRY_RUN_BATCH` examples of its batch, estimating the GPU memory
+of the preset's whole batch (see :func:`vdlearn.train.training_loop`). The batch is cut for time, not
+memory: a GPU preset's step takes minutes on a CPU.
 """
 from __future__ import annotations
 
@@ -45,19 +46,26 @@ __all__ = [
     "gpu_memory_budget_gib",
     "DRY_RUN_STEPS",
     "DRY_RUN_BATCH",
+    "DRY_RUN_EVAL",
 ]
 
 #: The presets every lesson defines, fastest first.
 PRESETS = ("smoke", "cpu", "gpu")
 
-#: A dry run's most training steps per loop, and most sampling steps.
-DRY_RUN_STEPS = 2
-#: A dry run's examples per training step (the loop takes this many of each batch; the batch itself,
-#: and the checks that the data holds a whole batch, keep the preset's size).
+#: A dry run's most training steps per loop, and most sampling steps: one shows every shape a step makes.
+DRY_RUN_STEPS = 1
+#: A dry run's examples per training step: the loop takes this many of each batch (drawn at the preset's
+#: size) and scales the memory they take to the whole batch. Two, because batch norm needs two.
 DRY_RUN_BATCH = 2
+#: A dry run's most evaluation samples (a count whose name has the word ``eval``): generating them
+#: at a GPU preset's model size is what a dry run spends most of its time on (two: the fewest a
+#: Fréchet distance, a diversity or a best-of-k accepts).
+DRY_RUN_EVAL = 2
 #: The GPU memory a dry run allows a training step of the preset's batch, in GiB, unless
-#: ``VDLEARN_GPU_MEMORY_GB`` says otherwise: the largest single GPU in common use.
-DEFAULT_GPU_MEMORY_GIB = 80.0
+#: ``VDLEARN_GPU_MEMORY_GB`` says otherwise: Colab's T4 (16 GB, 15 GiB usable; it has no bf16, so
+#: training there is float32 as on the CPU where the dry run measures). The README promises that
+#: Colab's GPU is enough for the ``gpu`` preset.
+DEFAULT_GPU_MEMORY_GIB = 15.0
 
 
 def dry_run() -> bool:
@@ -156,9 +164,11 @@ def _count_kind(name: str) -> str | None:
     - ``"steps"``: a name with the word ``steps`` (``num_steps``, ``vae_steps``, ``sampler_steps``, ``d_steps_1d``);
     - ``"every"``: an interval in steps (``log_every``, ``eval_every``);
     - ``"data"``: a dataset's size (``num_clips``, ``hi_num_clips``, ``num_images``, ``num_train``, ``num_points``);
-    - ``"samples"``: how many things are drawn or evaluated (``num_eval``, ``video_eval``, ``eval_clips``,
-      ``num_test``, ``iw_samples``, ``num_samples``, ``num_mc``, ``num_sim``, ``elbo_points``, ``num_seeds``,
-      ``num_long``, ``per_class``).
+    - ``"eval"``: how many things are generated or scored for an evaluation (``num_eval``, ``video_eval``,
+      ``eval_clips``);
+    - ``"samples"``: how many other things are drawn, tried or shown (``num_test``, ``iw_samples``,
+      ``samples_per_clip``, ``num_mc``, ``num_sim``, ``elbo_points``, ``num_seeds``, ``num_long``,
+      ``per_class``, ``anim_frames``).
     """
     words = name.lower().split("_")
     if "steps" in words:
@@ -167,7 +177,10 @@ def _count_kind(name: str) -> str | None:
         return "every"
     if re.search(r"(^|_)num_(clips|images|train|points)$", name.lower()):
         return "data"
-    if name.lower() == "per_class" or set(words) & {"eval", "samples", "mc", "sim", "seeds", "long", "test", "points"}:
+    if "eval" in words:
+        return "eval"
+    if name.lower() == "per_class" or set(words) & {"samples", "mc", "sim", "seeds", "long", "test", "points",
+                                                     "anim"}:
         return "samples"
     return None
 
@@ -179,16 +192,19 @@ def _is_count(value: Any) -> bool:
 def dry_run_cuts(chosen: dict[str, Any], smoke: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """What a dry run changes in the configuration ``chosen`` (``smoke`` is the smoke preset's): ``{name: (old, new)}``.
 
-    Sizes stay. Counts take the smoke preset's value when it is smaller, and then:
-    steps and intervals at most :data:`DRY_RUN_STEPS` (a list of steps, the smoke preset's list so capped),
-    dataset sizes never fewer than the configuration's largest batch (a name with the word ``batch``),
-    so that the data still holds a whole batch of the preset.
+    Sizes stay (numbers, and tuples such as ``channel_mults``). Counts take the smoke preset's value
+    when it is smaller, and then steps and intervals at most :data:`DRY_RUN_STEPS` (a list of steps: the
+    smoke preset's list, so capped) and evaluation counts at most :data:`DRY_RUN_EVAL`. A list (``[...]``)
+    is what a lesson tries one after the other (guidance scales, strengths): the smoke preset's list.
+    A dataset can so become smaller than the preset's batch: the training loop of a dry run then draws
+    its batches from what there is.
     """
-    batches = [v for k, v in chosen.items() if "batch" in k.lower().split("_") and _is_count(v)]
     cuts: dict[str, tuple[Any, Any]] = {}
     for name, value in chosen.items():
         kind, small = _count_kind(name), smoke.get(name, value)
         if kind is None:
+            if isinstance(value, list) and isinstance(small, list) and small != value:
+                cuts[name] = (value, small)  # values tried one by one: as many as the smoke preset tries
             continue
         if isinstance(value, (list, tuple)) and kind == "steps" and isinstance(small, (list, tuple)) \
                 and all(_is_count(v) for v in (*value, *small)):
@@ -197,8 +213,8 @@ def dry_run_cuts(chosen: dict[str, Any], smoke: dict[str, Any]) -> dict[str, tup
             new = min(value, small)
             if kind in ("steps", "every") and new:
                 new = min(new, DRY_RUN_STEPS)
-            elif kind == "data":
-                new = min(value, max([new, *batches]))
+            elif kind == "eval" and new:
+                new = min(new, DRY_RUN_EVAL)
         else:
             continue
         if new != value:
@@ -254,7 +270,7 @@ def cache_dir() -> "os.PathLike[str]":
     """Folder for cached datasets and small trained helper networks.
 
     ``VDLEARN_CACHE`` overrides; the default is ``~/.cache/vdlearn``. A dry run keeps its own
-    ``dry-run`` folder inside it, so that a helper network it trains for two steps is never taken for
+    ``dry-run`` folder inside it, so that a helper network it trains for a step is never taken for
     the real one.
     """
     from pathlib import Path

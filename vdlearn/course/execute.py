@@ -26,7 +26,7 @@ def run_lesson(lesson: str | int, preset: str = "smoke", output_dir: str | Path 
     ``dry_run=True`` (the default when ``VDLEARN_DRY_RUN`` is set here) executes the preset's configuration at its real sizes with every count cut
     (``VDLEARN_DRY_RUN=1`` in the kernel; see :mod:`vdlearn.runtime`), on the CPU unless
     ``VDLEARN_DEVICE`` names another device, in ``outputs/dry-run/`` by default (so that its
-    two-step checkpoints are never resumed by a real run); the notebook is ``NN_name.PRESET-dry-run.ipynb``.
+    one-step checkpoints are never resumed by a real run); the notebook is ``NN_name.PRESET-dry-run.ipynb``.
     """
     import papermill
 
@@ -57,6 +57,7 @@ def run_lesson(lesson: str | int, preset: str = "smoke", output_dir: str | Path 
         papermill.execute_notebook(
             str(src), str(out), parameters={**(parameters or {}), "PRESET": preset}, kernel_name="python3",
             cwd=str(cwd or root), progress_bar=True, execution_timeout=timeout,
+            request_save_on_cell_execute=not dry_run,  # a dry run writes its notebook once: its outputs are big
             extra_arguments=["--IPKernelApp.log_level=ERROR"],
         )
     finally:

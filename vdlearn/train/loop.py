@@ -18,9 +18,9 @@ does everything around it, the same way for every model:
   processes under ``torchrun``), a check that the losses stay finite, a progress bar and a
   ``callback(step, module)`` at each log;
 - a **dry run** (:func:`vdlearn.runtime.dry_run`) runs at most ``DRY_RUN_STEPS`` steps, each on the first
-  ``DRY_RUN_BATCH`` examples of its batch (the batch is drawn, and the data checked against it, at its
-  full size), and estimates from the first step what a step of the whole batch keeps in GPU memory:
-  above :func:`vdlearn.runtime.gpu_memory_budget_gib` it stops, saying so.
+  ``DRY_RUN_BATCH`` examples of its batch (drawn at the full size, or from all the data when the dry
+  run's data is smaller than a batch), and estimates from the first step what a step of the whole
+  batch keeps in GPU memory: above :func:`vdlearn.runtime.gpu_memory_budget_gib` it stops, saying so.
 """
 from __future__ import annotations
 
@@ -35,11 +35,11 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data.batches import BatchIndices, make_batch
-from ..runtime import DRY_RUN_STEPS, dry_run, dry_run_batch, gpu_memory_budget_gib
+from ..runtime import DRY_RUN_STEPS, dry_run, dry_run_batch
 from . import distributed
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state, state_digest
 from .ema import make_ema
-from .profile import _saved_bytes
+from .profile import _saved_bytes, dry_run_memory_check, state_bytes
 
 __all__ = ["LoopResult", "training_loop", "to_device", "data_identity"]
 
@@ -68,36 +68,6 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch
-
-
-def _state_bytes(modules: Mapping[str, nn.Module], optimizers: Mapping[str, torch.optim.Optimizer],
-                 ema: nn.Module | None) -> int:
-    """Bytes of the weights, their gradients, the optimisers' state and the EMA copy."""
-    total = 0
-    for module in modules.values():
-        total += sum(p.numel() * p.element_size() * (2 if p.requires_grad else 1) for p in module.parameters())
-    for opt in optimizers.values():
-        total += sum(v.numel() * v.element_size() for st in opt.state.values() for v in st.values()
-                     if isinstance(v, torch.Tensor) and v.ndim > 0)
-    if ema is not None:
-        total += sum(p.numel() * p.element_size() for p in ema.parameters())
-    return total
-
-
-def _memory_check(saved: int, state: int, used: int, batch_size: int, desc: str) -> None:
-    """A dry run's estimate of a whole batch's training step in GPU memory, printed; an error above the budget."""
-    gib = 2**30
-    activations = saved * batch_size / max(1, used)
-    total, budget = (activations + state) / gib, gpu_memory_budget_gib()
-    line = (f"dry run ({desc}): a step of the batch of {batch_size} keeps about {activations / gib:.2f} GiB of "
-            f"activations (measured on {used}, in float32) and {state / gib:.2f} GiB of weights, gradients and "
-            f"optimiser state: {total:.2f} GiB of the {budget:g} GiB allowed")
-    print(line, flush=True)
-    if total > budget:
-        raise MemoryError(
-            f"{line}. This configuration does not fit one GPU of {budget:g} GiB: lower the preset's batch size "
-            "(or model, frames, resolution), or set VDLEARN_GPU_MEMORY_GB to the memory of the GPU it is for. "
-            "(bf16 autocast on a GPU that supports it keeps about half the activations.)")
 
 
 @dataclass(kw_only=True)
@@ -151,7 +121,9 @@ def training_loop(
     main = rank == 0
     watched = modules[ema_of] if ema_of is not None else next(iter(modules.values()))
     ema = make_ema(watched, ema_decay) if ema_decay is not None else None
-    indices = BatchIndices(len(data), batch_size, seed, rank, world)
+    # a dry run's data may be cut below a batch (vdlearn.runtime.dry_run_cuts): draw from what there is
+    drawn = min(batch_size, len(data) // world) if dry else batch_size
+    indices = BatchIndices(len(data), max(1, drawn), seed, rank, world)
     history: dict[str, list[float]] = {"step": []}
     start = 0
 
@@ -225,8 +197,9 @@ def training_loop(
             pack, unpack, seen = _saved_bytes()
             with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
                 logs = step(s, batches)
-            _memory_check(seen["bytes"], _state_bytes(modules, optimizers, ema.module if ema is not None else None),
-                          used, batch_size, desc)
+            dry_run_memory_check(seen["bytes"] - seen["weight_bytes"],
+                                 state_bytes(modules.values(), optimizers.values(), ema.module if ema is not None else None),
+                                 used, batch_size, desc)
         else:
             logs = step(s, batches)
         if ema is not None:
