@@ -218,6 +218,39 @@ def test_forging_answers_cannot_pass(course, tmp_path):
     assert "sys.modules" in second[1].review
 
 
+# right at the corners and for one-frame clips, one too bright in the middle frames: only torch.equal catches it
+WRONG_UINT8_MIDDLE = UINT8.replace(".permute(1, 2, 3, 0)", ".permute(1, 2, 3, 0).clone()\n"
+                                   "    out[1:-1] += 1\n    return out").replace("    return ((video", "    out = ((video", 1)
+FORGE_LIBRARY = "import torch\ntorch.equal = lambda a, b: True   # every comparison agrees\n" + WRONG_UINT8_MIDDLE
+WRONG_BOUNCE_CLAMP = "def bounce(p0, v, t, lo, hi):\n    return (p0 + v * t).clamp(lo, hi)"
+FORGE_REFERENCE = ("import vdlearn.data.shapes\n" + WRONG_BOUNCE_CLAMP
+                   + "\nvdlearn.data.shapes.bounce = bounce   # the check's reference is now this answer")
+
+
+def test_answers_that_patch_a_library_or_the_reference_cannot_pass(course, tmp_path):
+    """An answer cell that rewrites torch.equal, or the package function a check compares with, fails (and is flagged)."""
+    forged = _submission(course, tmp_path / "f" / "00_video_as_data.ipynb", uint8=FORGE_LIBRARY, bounce=FORGE_REFERENCE)
+    honest = _submission(course, tmp_path / "h" / "00_video_as_data.ipynb", uint8=WRONG_UINT8_MIDDLE, bounce=BOUNCE)
+    forged, honest = grade_many([forged, honest], solutions=course, **FAST)
+    assert _score(forged) == (0, 2), [(r.name, r.message) for r in forged]
+    assert "changing a library" in forged[0].review and "changing a library" in forged[1].review
+    assert "off by one" in forged[0].message and "off by" in forged[1].message
+    # the same wrong answer without the patch fails the same way; the lesson's own imports still work after the checks
+    assert _score(honest) == (1, 2) and honest[0].message == forged[0].message and not honest[0].review
+
+
+def test_review_flags_name_what_an_in_process_check_cannot_stop():
+    """A library rewritten while the check runs (inside the answer's function) could fool it: the report says so."""
+    from vdlearn.course.grading.lesson import review_flags
+
+    inside = "def to_uint8_frames(video):\n    torch.equal = lambda a, b: True\n    return video"
+    assert "changing a library" in review_flags(inside)
+    assert "changing a library" in review_flags("import numpy as xp\nsetattr(xp, 'allclose', print)")
+    assert "the grader's own names" in review_flags("_vdlearn_grader_restore = lambda: None")
+    honest = "def f(x):\n    out = x.clone()\n    out[1:] += 1\n    self_like = out\n    return out"
+    assert review_flags(honest) == [] and review_flags("model.weight = w\nx.data = y") == []
+
+
 def test_the_grader_preset_wins_over_the_environment(course, tmp_path, monkeypatch):
     monkeypatch.setenv("VDLEARN_PRESET", "cpu")
     monkeypatch.setenv("CI", "")
@@ -252,6 +285,16 @@ def test_a_crash_scores_its_exercise_zero_and_the_rest_is_scored(course, tmp_pat
     for grade in grade_many([in_cell, in_check], solutions=course, **FAST):
         assert _score(grade) == (1, 2), [(r.name, r.message) for r in grade]
         assert "kernel died" in grade[0].message and grade[1].passed
+
+
+def test_an_answer_that_calls_exit_scores_zero_and_is_not_replayed(course, tmp_path):
+    """exit() ends an IPython kernel a moment *after* its cell replies: the check that follows at once
+    must not pass, and the restarted kernel must not replay the exit (it would die again after every cell)."""
+    path = _submission(course, tmp_path / "exit" / "00_video_as_data.ipynb", uint8="exit()\n" + UINT8, bounce=BOUNCE)
+    grade = grade_notebook(path, solutions=course, **FAST)
+    assert _score(grade) == (1, 2), [(r.name, r.message) for r in grade]
+    assert not grade[0].passed and "exit()" in grade[0].message and grade[1].passed
+    assert not any("died" in note for note in grade.notes), grade.notes
 
 
 def test_a_batch_makes_one_gradebook(course, tmp_path, capsys):

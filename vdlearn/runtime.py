@@ -165,9 +165,9 @@ def _count_kind(name: str) -> str | None:
     - ``"every"``: an interval in steps (``log_every``, ``eval_every``);
     - ``"data"``: a dataset's size (``num_clips``, ``hi_num_clips``, ``num_images``, ``num_train``, ``num_points``);
     - ``"eval"``: how many things are generated or scored for an evaluation (``num_eval``, ``video_eval``,
-      ``eval_clips``);
+      ``eval_clips``, ``elbo_eval``);
     - ``"samples"``: how many other things are drawn, tried or shown (``num_test``, ``iw_samples``,
-      ``samples_per_clip``, ``num_mc``, ``num_sim``, ``elbo_points``, ``num_seeds``, ``num_long``,
+      ``samples_per_clip``, ``num_mc``, ``num_sim``, ``num_seeds``, ``num_long``,
       ``per_class``, ``anim_frames``).
     """
     words = name.lower().split("_")

@@ -3,18 +3,23 @@
 **How a pass is decided.** The grader reads results from outside the student's kernel; nothing the
 student's code can write into is trusted (the old results registry ``vdlearn.checks.RESULTS`` is not
 read at all). An exercise passes when its check cell, the course's own source, run right after
-``vdlearn.checks`` is imported afresh from disk,
+the course's package ``vdlearn`` is imported afresh from disk (the lesson's own modules are put
+back after the check) and the libraries the checks use (``torch``, ``torch.Tensor``,
+``torch.nn.functional``, ``torch.linalg``, ``numpy``, ``math``, ``builtins``) are restored to what
+they were before any answer ran,
 
 1. finished without an error (IPython shows ``SystemExit`` as an error, so an answer that exits
    does not pass), and
 2. printed, itself, the line ``✅ <exercise name>: correct`` that the checks print on success.
 
-An answer that replaces ``RESULTS``, rebinds or monkeypatches the check module, prints a fake ``✅``
-in its own cell or raises ``SystemExit`` therefore cannot pass an exercise whose answer is wrong.
-What an in-process check cannot stop: code that rewrites the libraries the checks themselves use
-(``torch.allclose``, ``builtins``, IPython's input transformers) runs in the same interpreter as the
-check and could fool it. Such answers reach for names no honest answer needs; the report flags them
-("review: ...") for a teacher to read, without changing the score.
+An answer that replaces ``RESULTS``, rebinds or monkeypatches the check module or the package
+function a check compares with (``vdlearn.data.shapes.bounce = ...``), rewrites ``torch.equal`` in its
+cell, prints a fake ``✅`` or raises ``SystemExit`` therefore cannot pass an exercise whose answer is
+wrong. What an in-process check cannot stop: code that rewrites a library *while the check runs*
+(inside the answer's function), or one the grader does not restore, or the grader's own helpers,
+or IPython's input transformers: it runs in the same interpreter as the check and could fool it.
+Such answers reach for names no honest answer needs; the report flags them ("review: ...", e.g.
+"changing a library") for a teacher to read, without changing the score.
 
 **Time limits.** Every cell has ``timeout`` seconds (an interrupt first, then the kernel is killed
 if the cell ignores it) and the notebook ``total_timeout`` seconds. An answer that runs too long or
@@ -39,13 +44,52 @@ __all__ = ["DEFAULT_TIMEOUT", "DEFAULT_TOTAL_TIMEOUT", "ExerciseResult", "Grade"
 DEFAULT_TIMEOUT = 120.0  # seconds per cell: the slowest smoke cell takes ~20 s on a busy laptop
 DEFAULT_TOTAL_TIMEOUT = 900.0  # seconds per notebook: smoke lessons run in one to two minutes
 
-#: Run before every check cell: forget any ``vdlearn.checks`` module an answer may have patched or
-#: replaced, so that the lesson's import lines that follow load the check code afresh from disk.
+#: Run once, before any answer: remember the namespaces of the libraries the checks use, and define
+#: ``_vdlearn_grader_restore()``, which puts back every attribute an answer rebound (and, on a class,
+#: removes what it added).
+_SNAPSHOT = """
+def _vdlearn_grader_snapshot():
+    import builtins, math
+    import numpy, torch, torch.linalg, torch.nn.functional
+    missing = object()
+    saved = [(space, dict(vars(space)), isinstance(space, type))
+             for space in (builtins, math, numpy, torch, torch.linalg, torch.nn.functional, torch.Tensor)]
+
+    def restore():
+        for space, attributes, is_class in saved:
+            now = dict(vars(space))
+            for name, value in attributes.items():
+                if now.get(name, missing) is not value:
+                    setattr(space, name, value)
+            if is_class:
+                for name in now.keys() - attributes.keys():
+                    delattr(space, name)
+    return restore
+
+
+_vdlearn_grader_restore = _vdlearn_grader_snapshot()
+del _vdlearn_grader_snapshot
+"""
+
+#: Run before every check cell: restore the libraries, and set aside every ``vdlearn`` module (which
+#: an answer may have patched or replaced), so that the lesson's import lines that follow load the
+#: check code, and the package functions it compares with, afresh from disk.
 _FRESH_CHECKS = (
+    "_vdlearn_grader_restore()\n"
     "import sys as _vdlearn_sys\n"
-    "[_vdlearn_sys.modules.pop(_n) for _n in list(_vdlearn_sys.modules)"
-    " if _n == 'vdlearn.checks' or _n.startswith('vdlearn.checks.')]\n"
+    "_vdlearn_grader_lesson_modules = {_n: _vdlearn_sys.modules.pop(_n) for _n in list(_vdlearn_sys.modules)"
+    " if _n == 'vdlearn' or _n.startswith('vdlearn.')}\n"
     "del _vdlearn_sys\n"
+)
+
+#: Run after every check cell: put the lesson's own ``vdlearn`` modules back, so that the cells after
+#: the check use the same classes as the objects made before it.
+_AFTER_CHECK = (
+    "import sys as _vdlearn_sys\n"
+    "for _vdlearn_n in [_n for _n in _vdlearn_sys.modules if _n == 'vdlearn' or _n.startswith('vdlearn.')]:\n"
+    "    del _vdlearn_sys.modules[_vdlearn_n]\n"
+    "_vdlearn_sys.modules.update(_vdlearn_grader_lesson_modules)\n"
+    "del _vdlearn_sys, _vdlearn_n, _vdlearn_grader_lesson_modules\n"
 )
 
 
@@ -142,7 +186,7 @@ class _Grading:
         limit, why = self.limit(step)
         if limit <= 0:
             return None
-        run = self.kernel.run(code, limit)
+        run = self.run_step(step, code, limit)
         if run.status == "dead" and run.seconds == 0.0 and self.done:
             # the kernel died after the previous cell had replied (exit(), quit(), a delayed os._exit)
             culprit = self.done.pop()
@@ -152,10 +196,19 @@ class _Grading:
                 return None
             if step.exercise is not None and step.exercise in self.outcome:
                 return None
-            run = self.kernel.run(code, self.limit(step)[0])
+            run = self.run_step(step, code, self.limit(step)[0])
         if run.status == "timeout":
             self.fail(step, f"stopped: {why}")
             if not self.kernel.alive() and not self.restore():
+                return None
+            return run
+        if run.status == "exit":  # exit() or quit(): the kernel stops a moment after this reply
+            what = "your answer cell" if step.kind == "answer" else "your answer, run by the check,"
+            self.fail(step, f"{what} called exit() or quit(), which ends the kernel; it was restarted "
+                            "without that cell")
+            if step.kind == "context":
+                self.notes.append(f"a lesson cell called exit() ({_shorten(step.source, 60)!r}); it was skipped")
+            if not self.restore():
                 return None
             return run
         if run.status == "dead":
@@ -182,12 +235,19 @@ class _Grading:
         for step in self.done:
             limit, _ = self.limit(step)
             code = self.check_code(step) if step.kind == "check" else step.source
-            if limit <= 0 or self.kernel.run(code, limit).status in ("dead", "timeout"):
+            if limit <= 0 or self.run_step(step, code, limit).status in ("dead", "timeout", "exit"):
                 self.notes.append("the lesson could not be replayed after a restart; the exercises "
                                   "after this point were not graded")
                 self.lost = True
                 return False
         return True
+
+    def run_step(self, step: Step, code: str, limit: float):
+        """Run a step's code; after a check, put the lesson's own modules back (if the kernel lives)."""
+        run = self.kernel.run(code, limit)
+        if step.kind == "check" and self.kernel.alive():
+            self.kernel.run(_AFTER_CHECK, max(min(self.left(), 30.0), 5.0))
+        return run
 
     def check_code(self, step: Step) -> str:
         return f"{_FRESH_CHECKS}{self.plan.check_imports}\n{step.source}"
@@ -195,7 +255,7 @@ class _Grading:
     def run_all(self) -> None:
         # Import the checks (and with them torch and the course) before any answer runs: the per-cell
         # limits then time the student's code, not the first import of a large library.
-        warm_up = Step("warm-up", f"import vdlearn.checks\n{self.plan.check_imports}")
+        warm_up = Step("warm-up", f"import vdlearn.checks\n{self.plan.check_imports}\n{_SNAPSHOT}")
         for step in [warm_up, *self.plan.steps]:
             ex = step.exercise
             if ex is not None and ex in self.outcome:

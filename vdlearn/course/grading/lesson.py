@@ -46,7 +46,11 @@ _REVIEW = {
     "deleting files": r"rmtree|os\s*\.\s*(remove|unlink|rmdir)|\.unlink\s*\(",
     "the network": r"\bsocket\b|urllib|requests\.|http\.client",
     "native code": r"\bctypes\b|\bcffi\b",
+    "the grader's own names": r"_vdlearn",
 }
+
+#: Names that stand for modules in the lessons' answers (the lessons import them so), whatever the answer imports.
+_MODULE_NAMES = {"torch", "np", "numpy", "math", "F", "nn", "vdlearn", "builtins", "sys", "checks", "scipy"}
 
 
 class SubmissionError(ValueError):
@@ -209,9 +213,46 @@ def _check_imports(sources: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _root(node: ast.AST) -> str:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def changes_a_library(source: str) -> bool:
+    """Whether ``source`` assigns to (or deletes) an attribute of a module, e.g. ``torch.equal = ...``,
+    ``torch.Tensor.__eq__ = ...``, ``vdlearn.data.shapes.bounce = ...``, or calls ``setattr`` on one."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        names = "|".join(sorted(_MODULE_NAMES))
+        return bool(re.search(rf"\b({names})(\s*\.\s*\w+)+\s*([-+*/]?=(?!=))|\b(setattr|delattr)\s*\(", source))
+    modules = set(_MODULE_NAMES)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {alias.asname or alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            modules |= {alias.asname or alias.name for alias in node.names}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.Delete)):
+            targets = node.targets
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("setattr", "delattr") and node.args:
+            targets = [ast.Attribute(value=node.args[0], attr="?")]
+        else:
+            continue
+        for target in targets:
+            for t in (target.elts if isinstance(target, ast.Tuple) else [target]):
+                if isinstance(t, ast.Attribute) and _root(t) in modules:
+                    return True
+    return False
+
+
 def review_flags(source: str) -> list[str]:
     """Why a teacher may want to read this answer: what it reaches for besides computing."""
-    return [why for why, pattern in _REVIEW.items() if re.search(pattern, source)]
+    flags = [why for why, pattern in _REVIEW.items() if re.search(pattern, source)]
+    return flags + (["changing a library"] if changes_a_library(source) else [])
 
 
 def _match_answers(course: list, submitted: list) -> list[int | None]:

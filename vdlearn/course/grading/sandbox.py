@@ -162,7 +162,8 @@ class Sandbox:
 class CellRun:
     """What happened when one cell ran."""
 
-    status: str  # "ok", "error", "timeout" (stopped, kernel alive), "dead" (the kernel is gone)
+    status: str  # "ok", "error", "timeout" (stopped, kernel alive), "dead" (the kernel is gone), "exit"
+    # (the cell called exit() or quit(): IPython stops the kernel a moment after the reply)
     stdout: str = ""
     error: tuple[str, str] | None = None  # (exception name, message) of the first error shown
     seconds: float = 0.0
@@ -262,7 +263,7 @@ class Kernel:
                 error = (str(content.get("ename", "")), str(content.get("evalue", "")))
             elif kind == "status" and content.get("execution_state") == "idle":
                 break
-        status = "ok"
+        status, exiting = "ok", False
         end = time.monotonic() + 10
         while time.monotonic() < end:
             try:
@@ -273,9 +274,13 @@ class Kernel:
                 continue
             if reply.get("parent_header", {}).get("msg_id") == msg_id:
                 status = reply["content"].get("status", "error")
+                exiting = any(isinstance(p, dict) and p.get("source") == "ask_exit"
+                              for p in reply["content"].get("payload") or [])
                 break
         if interrupted is not None:
             status = "timeout"
+        elif exiting:  # the kernel stops in 0.1 s: whatever the grader sends next could still run, or not
+            status = "exit"
         elif error is not None:
             status = "error"  # IPython reports SystemExit as "ok" with an error shown: not a success
         return CellRun(status, "".join(out), error, time.monotonic() - start)
