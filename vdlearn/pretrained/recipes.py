@@ -7,7 +7,6 @@ resumed run trains on exactly the same examples.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -170,6 +169,3 @@ def recipe_table() -> str:
     return "\n".join(f"{r.name:30s} lesson {r.lesson:02d}  {r.num_steps:>6,} steps x {r.batch_size:<3d} lr {r.lr:g}"
                      f"  EMA {r.ema_decay}\n    {r.summary}" for r in RECIPES.values())
 
-
-def as_json(recipe: Recipe) -> str:
-    return json.dumps(recipe.describe(), indent=2, sort_keys=True)
