@@ -240,6 +240,15 @@ def check(root: str | Path | None = None) -> list[str]:
             problems.append(f"{where}: the first code cell must be the setup cell (tag 'setup')")
         elif code[0].source != setup_cell_source():
             problems.append(f"{where}: the setup cell is not the canonical one: run `python -m vdlearn build`")
+        for k, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            if BEGIN in cell.source and EXERCISE_TAG not in _tags(cell):
+                problems.append(f"{where}, cell {k}: an answer cell ('{BEGIN}') must be tagged '{EXERCISE_TAG}' "
+                                "(nbgrader metadata and the grader find exercises by it)")
+            if re.search(r"^\s*checks\.check_\w+\(", cell.source, re.M) and CHECK_TAG not in _tags(cell):
+                problems.append(f"{where}, cell {k}: a cell that runs checks.check_... must be tagged "
+                                f"'{CHECK_TAG}' (in the student copy it fails until the exercise is written)")
         params = [c for c in code if PARAMETERS_TAG in _tags(c)]
         if len(params) != 1:
             problems.append(f"{where}: needs exactly one papermill 'parameters' cell, found {len(params)}")
