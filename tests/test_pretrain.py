@@ -177,3 +177,37 @@ def test_the_video_recipe_scores_real_clips_as_real_and_mixed_clips_as_broken():
     assert 0.8 < good["energy_ratio"] < 1.25
     bad = evaluate(lambda n, seed: mix_frames(real[:n], torch.Generator().manual_seed(0)), 32)
     assert bad["constant"] < 0.3 and bad["physics_px"] > 2
+
+
+def test_the_digit_recipe_scores_real_clips_as_real_and_mixed_clips_as_broken():
+    from vdlearn.metrics import mix_frames
+
+    evaluate = recipes.get_recipe("07_dit_digits").evaluate
+    real = recipes._moving_digits(48, seed=5).get_batch(torch.arange(48))
+    good = evaluate(lambda n, seed: real[:n], 48)
+    assert good["digit_constant"] >= 0.9 and 0.75 < good["energy_ratio"] < 1.3
+    bad = evaluate(lambda n, seed: mix_frames(real[:n], torch.Generator().manual_seed(0)), 48)
+    assert bad["digit_constant"] < 0.3
+
+
+def test_a_pixel_flow_model_samples_with_given_frames_kept(tmp_path):
+    from vdlearn.nn.video_dit import VideoDiT
+    from vdlearn.video.flow import sample_masked_flow
+
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 1, "frames": 4, "size": 8, "patch": 4, "tubelet": 4, "dim": 16, "depth": 1,
+              "heads": 2, "cond_channels": 2}
+    net = VideoDiT(**kwargs)
+    for p in net.parameters():                       # not the zero output of an untrained network
+        p.data += 0.05 * torch.randn_like(p)
+    sampling = {"kind": "flow_video", "shape": [1, 4, 8, 8], "sampler": "flow-euler", "steps": 3}
+    pretrained.save_pretrained(net, "tiny_pixels", lesson=7, builder="vdlearn.nn.video_dit:VideoDiT",
+                               kwargs=kwargs, trained="test", sampling=sampling, folder=tmp_path)
+    got = pretrained.sample("tiny_pixels", 2, seed=1, folder=tmp_path)
+    want = sample_masked_flow(net.eval(), torch.zeros(2, 1, 4, 8, 8), torch.zeros(2, 4, dtype=torch.bool), steps=3,
+                              generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
+    assert torch.allclose(got, want, atol=1e-6)
+    image = torch.rand(2, 1, 8, 8) * 2 - 1
+    assert torch.equal(pretrained.sample("tiny_pixels", 2, folder=tmp_path, image=image)[:, :, 0], image)
+    with pytest.raises(ValueError, match="sampled with 'flow-euler'"):
+        pretrained.sample("tiny_pixels", 2, folder=tmp_path, sampler="ddim")

@@ -22,7 +22,7 @@ from ..files import atomic_write
 from ..train import fit
 from ..train.checkpoint import load_checkpoint
 from .recipes import Recipe, get_recipe
-from .shipped import checkpoint_dir, latent_flow_clips, load_pretrained, manifest, sample, save_pretrained
+from .shipped import checkpoint_dir, flow_clips, load_pretrained, manifest, sample, save_pretrained
 
 __all__ = ["default_workdir", "pretrain", "machine", "Sittings", "run_model", "evaluate_run", "record_curve_point",
            "read_curve"]
@@ -135,15 +135,16 @@ def evaluate_run(name: str, workdir: str | os.PathLike | None = None, n: int = 6
     Points of the learning curve: quality against hours of training on this machine.
     """
     recipe = get_recipe(name)
-    if recipe.evaluate is None or recipe.sampling.get("kind") != "latent_flow_video":
+    kind = recipe.sampling.get("kind")
+    if recipe.evaluate is None or kind not in ("flow_video", "latent_flow_video"):
         raise ValueError(f"{name!r} has no metrics to follow during training")
     model, step = run_model(name, workdir)
-    vae = load_pretrained(recipe.sampling["vae"], folder)
+    vae = load_pretrained(recipe.sampling["vae"], folder) if kind == "latent_flow_video" else None
     shape = tuple(recipe.sampling["shape"])
 
     def draw(count: int, seed: int) -> torch.Tensor:
-        return latent_flow_clips(model, vae, count, shape, {}, recipe.sampling["steps"],
-                                 recipe.sampling.get("shift", 1.0), torch.Generator().manual_seed(seed))
+        return flow_clips(model, vae, count, shape, {}, recipe.sampling["steps"],
+                          recipe.sampling.get("shift", 1.0), torch.Generator().manual_seed(seed))
 
     sittings = Sittings.read(Path(workdir or default_workdir()) / name / "sittings.json")
     seconds = 0.0

@@ -149,7 +149,8 @@ def save_pretrained(model: nn.Module, name: str, *, lesson: int, builder: str, k
 #: What :func:`sample` accepts as a condition, per kind of shipped model (the manifest's ``sampling.kind``).
 CONDITIONS = {"image": ("labels",), "video": (), "latent_video": (),
               "masked_video": ("image", "context", "first", "last"),
-              "latent_flow_video": ("image", "context", "first", "last")}
+              "latent_flow_video": ("image", "context", "first", "last"),
+              "flow_video": ("image", "context", "first", "last")}
 
 
 @torch.no_grad()
@@ -192,11 +193,12 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
     generator = torch.Generator().manual_seed(seed)
     model = load_pretrained(name, folder)
     shape = tuple(recipe["shape"])
-    if kind == "latent_flow_video":
+    if kind in ("flow_video", "latent_flow_video"):
         if sampler not in (None, "flow-euler"):
             raise ValueError(f"{name!r} is a flow-matching model sampled with 'flow-euler'; got sampler={sampler!r}")
-        return latent_flow_clips(model, load_pretrained(recipe["vae"], folder), n, shape, condition,
-                            steps or recipe["steps"], recipe.get("shift", 1.0), generator)
+        vae = load_pretrained(recipe["vae"], folder) if kind == "latent_flow_video" else None
+        return flow_clips(model, vae, n, shape, condition, steps or recipe["steps"], recipe.get("shift", 1.0),
+                          generator)
     schedule = make_schedule(recipe.get("schedule", "cosine"), recipe.get("num_timesteps", 1000))
     options = {"steps": steps or recipe["steps"], "prediction_type": recipe.get("prediction_type", "velocity")}
     sampler = sampler or recipe["sampler"]
@@ -262,14 +264,15 @@ def _given_frames(condition: dict[str, Any], n: int, shape: tuple[int, ...]) -> 
     return known, mask
 
 
-def latent_flow_clips(model: nn.Module, vae: nn.Module, n: int, shape: tuple[int, ...], condition: dict[str, Any],
-                 steps: int, shift: float, generator: torch.Generator) -> torch.Tensor:
-    """Sample a latent flow-matching video model; given frames are encoded, and returned exactly as given."""
+def flow_clips(model: nn.Module, vae: nn.Module | None, n: int, shape: tuple[int, ...], condition: dict[str, Any],
+               steps: int, shift: float, generator: torch.Generator) -> torch.Tensor:
+    """Sample a flow-matching video model of pixels (``vae=None``) or of a frame VAE's latents (the given
+    frames are encoded, the result decoded); given frames are returned exactly as given."""
     from ..video import decode_clips, encode_clips
     from ..video.flow import sample_masked_flow
 
     known, mask = _given_frames(condition, n, shape)
-    latents = encode_clips(vae, known.clamp(-1, 1))
-    clips = decode_clips(vae, sample_masked_flow(model, latents, mask, steps=steps, shift=shift,
-                                                 generator=generator)).clamp(-1, 1)
+    x = known.clamp(-1, 1) if vae is None else encode_clips(vae, known.clamp(-1, 1))
+    x = sample_masked_flow(model, x, mask, steps=steps, shift=shift, generator=generator)
+    clips = (x if vae is None else decode_clips(vae, x)).clamp(-1, 1)
     return torch.where(mask[:, None, :, None, None], known, clips)
