@@ -66,11 +66,7 @@ def test_solution_runs_with_the_shipped_model(lesson, tmp_path):
 
 #: The gpu presets whose dry run fails, and why: each is a configuration error to fix in the lesson (then
 #: the test passes, strict xfail fails it, and the entry goes).
-GPU_PRESET_ERRORS = {
-    "07_video_diffusion": "the space-time U-Net demo cell builds max_frames=8 and gets the preset's 16-frame "
-                          "clips; the training step of 64 16-frame clips at patch size 1 needs about 43 GiB "
-                          "(float32), more than Colab's GPU",
-}
+GPU_PRESET_ERRORS: dict[str, str] = {}
 
 
 def _dry_run_cases():
