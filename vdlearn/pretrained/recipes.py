@@ -14,10 +14,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from ..data import BouncingShapes, DigitImages, MovingDigits
+from ..data import BouncingShapes, DigitImages
 from ..diffusion import diffusion_loss, drop_labels, flow_matching_loss, make_schedule
 from ..files import atomic_write
-from ..metrics import digit_constancy, fid_lite, motion_stats, object_constancy, physics_score
+from ..metrics import fid_lite, motion_stats, object_constancy, physics_score
 from ..video import encode_dataset
 from ..video.flow import masked_flow_loss
 from .shipped import builder_class, load_pretrained
@@ -89,20 +89,12 @@ def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128)
             c = object_constancy(clips)
             out.update(constant=c["constant"], kind_constant=c["kind_constant"], colour_constant=c["colour_constant"],
                        exactly_one=c["exactly_one"], physics_px=physics_score(clips)["score"])
-        if dataset == "digits":
-            c = digit_constancy(clips)
-            out.update(digit_constant=c["digit_constant"], exactly_one=c["exactly_one"])
         return {k: round(float(v), 4) for k, v in out.items()}
     return evaluate
 
 
 def _flow_loss(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
     return masked_flow_loss(model, clips, probs=_TASKS, max_k=4)
-
-
-def _moving_digits(num_clips: int, seed: int) -> MovingDigits:
-    """Lesson 07's MovingDigits: one digit of 18 px moving 1-2 px a frame in a 28 x 28 box, 8 frames."""
-    return MovingDigits(num_clips, frames=8, size=28, num_digits=1, digit_size=18, speed=(1.0, 2.0), seed=seed)
 
 
 def _digit_loss(objective: str, time_distribution: str = "logit_normal") -> Callable[[nn.Module, Any], torch.Tensor]:
@@ -160,18 +152,6 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                   "vae": "09_frame_vae_shapes"},
         evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
                                 .get_batch(torch.arange(128))),
-    ),
-    Recipe(
-        name="07_dit_digits", lesson=7,
-        summary="MovingDigits 8x28x28 in pixels; the same video DiT on 4x4-pixel tubelets spanning all 8 frames; "
-                "flow matching, logit-normal t; generation, prediction, image to video and interpolation",
-        builder="vdlearn.nn.video_dit:VideoDiT",
-        kwargs={"in_channels": 1, "frames": 8, "size": 28, "patch": 4, "tubelet": 8, "dim": 128, "depth": 8,
-                "heads": 4, "cond_channels": 2},
-        data=lambda folder: _moving_digits(8192, seed=0),
-        loss=_flow_loss, num_steps=8_000, batch_size=16, lr=5e-4, warmup_steps=200, ema_decay=0.999,
-        sampling={"kind": "flow_video", "shape": [1, 8, 28, 28], "sampler": "flow-euler", "steps": 20},
-        evaluate=_video_metrics("digits", lambda: _moving_digits(128, seed=10_000).get_batch(torch.arange(128))),
     ),
 ]}
 
