@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from vdlearn.data import PALETTE, BouncingShapes
-from vdlearn.metrics import classify_frames, freeze_frames, mix_frames, object_constancy, shuffle_frames
+from vdlearn.metrics import (classify_frames, freeze_frames, label_agreement, mix_frames, object_constancy,
+                             shuffle_frames)
 from vdlearn.metrics.constancy import KINDS
 
 
@@ -45,6 +46,19 @@ def test_a_colour_or_kind_change_within_a_clip_is_caught(real):
     clips[:, :, 4:] = clips[:, [1, 2, 0], 4:]       # the same shape, another colour from frame 4 on
     score = object_constancy(clips)
     assert score["colour_constant"] < 0.5 and score["constant"] < 0.5
+
+
+def test_label_agreement_wants_the_labelled_object_in_every_frame():
+    data = BouncingShapes(24, frames=4, size=32, seed=8)
+    clips, labels = data.get_batch(torch.arange(24)), data.labels(torch.arange(24))
+    assert label_agreement(clips, labels) == 1.0
+    assert label_agreement(clips, (labels + 1) % 18) == 0.0            # the next colour
+    assert label_agreement(clips, (labels + 6) % 18) == 0.0            # the next kind
+    changed = clips.clone()
+    changed[:12, :, 3] = changed[:12, [1, 2, 0], 3]                    # half change colour in the last frame
+    assert label_agreement(changed, labels) == 0.5
+    with pytest.raises(ValueError, match="one label per clip: 24 clips but 3 labels"):
+        label_agreement(clips, labels[:3])
 
 
 def test_noise_is_no_object():

@@ -143,6 +143,35 @@ def test_index_out_of_range():
         ds.get_batch([0, 99])
 
 
+def test_bouncing_shapes_labels_name_the_kind_and_colour_of_each_clip():
+    ds = BouncingShapes(40, frames=4, size=32, seed=3)
+    labels = ds.labels(range(40))
+    assert labels.shape == (40,) and ds.num_classes == 18 and len(ds.class_names()) == 18
+    assert set(labels.tolist()) <= set(range(18)) and len(set(labels.tolist())) > 10
+    for i in range(40):
+        (shape,) = ds.describe(i)
+        kind, colour = divmod(int(labels[i]), len(PALETTE))
+        assert ds.kinds[kind] == shape["kind"]
+        assert np.allclose(PALETTE[colour], shape["color"])
+        assert ds.class_names()[int(labels[i])].endswith(shape["kind"])
+    assert ds.class_names()[0] == "red circle"
+    some = BouncingShapes(6, kinds=("triangle", "square"), colors=[(1, 1, 1), (1, 0, 0)], num_shapes=2, seed=1)
+    assert some.labels(range(6)).shape == (6, 2) and some.labels(range(6)).max() < some.num_classes == 4
+    assert some.class_names() == ["colour 0 triangle", "colour 1 triangle", "colour 0 square", "colour 1 square"]
+
+
+def test_reverse_some_plays_a_share_of_the_clips_backwards():
+    from vdlearn.data import reverse_some
+    clips = torch.randn(400, 1, 5, 2, 2)
+    out = reverse_some(clips, 0.3, generator=torch.Generator().manual_seed(0))
+    backwards = torch.tensor([torch.equal(o, c.flip(1)) for o, c in zip(out, clips)])
+    forwards = torch.tensor([torch.equal(o, c) for o, c in zip(out, clips)])
+    assert (backwards ^ forwards).all() and 0.22 < backwards.float().mean() < 0.38
+    assert torch.equal(reverse_some(clips, 0.0), clips) and torch.equal(reverse_some(clips, 1.0), clips.flip(2))
+    with pytest.raises(ValueError, match="probability"):
+        reverse_some(clips, 1.5)
+
+
 # --------------------------------------------------------------------------- shape images
 def test_shape_images_labels_match_the_shapes():
     ds = ShapeImages(num_images=60, size=32, kinds=("square", "circle", "triangle"), seed=1)

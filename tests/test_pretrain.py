@@ -119,8 +119,10 @@ def test_sample_keeps_given_frames_and_refuses_wrong_conditions(tiny):
     assert torch.equal(both[:, :, -1], -image)
     again = pretrained.sample(TINY.name, 2, seed=3, folder=folder)
     assert torch.equal(again, pretrained.sample(TINY.name, 2, seed=3, folder=folder))
-    with pytest.raises(ValueError, match="labels.*takes image, context, first, last"):
+    with pytest.raises(ValueError, match="not class-conditional: it takes no labels"):
         pretrained.sample(TINY.name, 2, folder=folder, labels=torch.zeros(2))
+    with pytest.raises(ValueError, match="prompt.*takes image, context, first, last, labels"):
+        pretrained.sample(TINY.name, 2, folder=folder, prompt="a red disc")
     with pytest.raises(ValueError, match=r"context must be \(n, C, k, H, W\)"):
         pretrained.sample(TINY.name, 2, folder=folder, context=torch.zeros(2, 3, 2, 16, 16))
     with pytest.raises(ValueError, match="both first and last"):
@@ -200,3 +202,39 @@ def test_a_pixel_flow_model_samples_with_given_frames_kept(tmp_path):
     assert torch.equal(pretrained.sample("tiny_pixels", 2, folder=tmp_path, image=image)[:, :, 0], image)
     with pytest.raises(ValueError, match="sampled with 'flow-euler'"):
         pretrained.sample("tiny_pixels", 2, folder=tmp_path, sampler="ddim")
+    with pytest.raises(ValueError, match="not class-conditional: it takes no labels"):
+        pretrained.sample("tiny_pixels", 2, folder=tmp_path, labels=[0, 1])
+
+
+def test_a_class_conditional_flow_model_samples_the_classes_asked_for_by_index_or_name(tmp_path):
+    from vdlearn.nn.video_dit import VideoDiT
+    from vdlearn.video.flow import sample_masked_flow
+
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 1, "frames": 4, "size": 8, "patch": 4, "tubelet": 4, "dim": 16, "depth": 1,
+              "heads": 2, "cond_channels": 2, "num_classes": 3}
+    net = VideoDiT(**kwargs)
+    for p in net.parameters():
+        p.data += 0.05 * torch.randn_like(p)
+    sampling = {"kind": "flow_video", "shape": [1, 4, 8, 8], "sampler": "flow-euler", "steps": 3,
+                "guidance_scale": 2.0, "classes": ["a", "b", "c"]}
+    pretrained.save_pretrained(net, "tiny_classes", lesson=7, builder="vdlearn.nn.video_dit:VideoDiT",
+                               kwargs=kwargs, trained="test", sampling=sampling, folder=tmp_path)
+
+    def want(labels, scale):
+        return sample_masked_flow(net.eval(), torch.zeros(4, 1, 4, 8, 8), torch.zeros(4, 4, dtype=torch.bool),
+                                  steps=3, labels=torch.tensor(labels), guidance_scale=scale,
+                                  generator=torch.Generator().manual_seed(1)).clamp(-1, 1)
+
+    default = pretrained.sample("tiny_classes", 4, seed=1, folder=tmp_path)      # each class in turn, scale 2
+    assert torch.allclose(default, want([0, 1, 2, 0], 2.0), atol=1e-6)
+    named = pretrained.sample("tiny_classes", 4, seed=1, folder=tmp_path, labels=["c", "c", "a", "b"],
+                              guidance_scale=1.0)
+    assert torch.allclose(named, want([2, 2, 0, 1], 1.0), atol=1e-6)
+    assert not torch.allclose(named, want([0, 1, 2, 0], 1.0), atol=1e-4)
+    assert torch.allclose(pretrained.sample("tiny_classes", 4, seed=1, folder=tmp_path, labels="b"),
+                          want([1] * 4, 2.0), atol=1e-6)
+    with pytest.raises(ValueError, match="knows no class 'd'; its classes are: a, b, c"):
+        pretrained.sample("tiny_classes", 4, folder=tmp_path, labels="d")
+    with pytest.raises(ValueError, match=r"4 class indices in \[0, 2\]"):
+        pretrained.sample("tiny_classes", 4, folder=tmp_path, labels=[0, 1, 2, 3])

@@ -107,6 +107,28 @@ def test_resume_gives_identical_numbers(tmp_path):
     assert straight.history == resumed.history
 
 
+def test_warmup_stable_decay_learning_rate():
+    from vdlearn.train.fit import lr_factor
+    factors = [lr_factor(s, 4, 10, 40) for s in range(40)]
+    assert factors[:4] == [0.25, 0.5, 0.75, 1.0] and set(factors[4:30]) == {1.0}
+    assert factors[30:] == pytest.approx([(40 - s) / 10 for s in range(30, 40)])   # 1.0 ... 0.1, never 0
+    assert lr_factor(3, 0, 0, 40) == 1.0
+
+
+def test_a_decaying_run_trained_in_two_sittings_equals_one_sitting(tmp_path):
+    kwargs = dict(batch_size=16, lr=0.01, progress=False, device="cpu", log_every=5, warmup_steps=4,
+                  decay_steps=15, schedule_steps=40)
+    straight = fit(_model(), _mse, _problem(), num_steps=40, **kwargs)
+    ckpt = tmp_path / "run.pt"
+    fit(_model(), _mse, _problem(), num_steps=22, checkpoint_path=ckpt, checkpoint_every=11, **kwargs)
+    resumed = fit(_model(), _mse, _problem(), num_steps=40, checkpoint_path=ckpt, **kwargs)
+    assert torch.equal(straight.model.weight, resumed.model.weight)
+    constant = fit(_model(), _mse, _problem(), num_steps=40, **{**kwargs, "decay_steps": 0})
+    assert not torch.equal(straight.model.weight, constant.model.weight)
+    with pytest.raises(ValueError, match="decay_steps"):
+        fit(_model(), _mse, _problem(), num_steps=40, **{**kwargs, "schedule_steps": 30})
+
+
 def test_resume_from_a_mid_run_checkpoint(tmp_path):
     """A run that died after its step-20 checkpoint resumes from there, exactly."""
     kwargs = dict(batch_size=16, lr=0.01, progress=False, device="cpu", log_every=5)

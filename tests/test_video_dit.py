@@ -4,7 +4,7 @@ import torch
 
 from vdlearn.nn.video_dit import VideoDiT, apply_rope, rope_angles
 from vdlearn.video import task_mask
-from vdlearn.video.flow import condition_channels, masked_flow_loss, sample_masked_flow
+from vdlearn.video.flow import condition_channels, guided_velocity, masked_flow_loss, sample_masked_flow
 
 
 def tiny(**kw):
@@ -71,6 +71,26 @@ def test_bad_shapes_and_conditions_are_explained():
         tiny(tubelet=3)
 
 
+def test_a_class_conditional_model_tells_its_labels_apart_and_the_null_label_is_the_default():
+    model = tiny(num_classes=3)
+    assert model.null_label == 3
+    torch.nn.init.normal_(model.out.weight)                   # a non-zero output, so labels can show
+    for block in model.blocks:
+        torch.nn.init.normal_(block.ada[1].weight, std=0.1)
+    torch.nn.init.normal_(model.ada_out[1].weight, std=0.1)
+    x, t = torch.randn(2, 2, 4, 4, 4), torch.rand(2)
+    a = model(x, t, y=torch.tensor([0, 0]))
+    b = model(x, t, y=torch.tensor([1, 1]))
+    assert not torch.allclose(a, b, atol=1e-4)
+    assert torch.equal(model(x, t), model(x, t, y=torch.tensor([3, 3])))
+    with pytest.raises(ValueError, match="labels in \\[0, 3\\]"):
+        model(x, t, y=torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="unconditional; build it with num_classes"):
+        tiny()(x, t, y=torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match="num_classes must be an int"):
+        tiny(num_classes=-1)
+
+
 class Oracle(torch.nn.Module):
     """The exact velocity when every clip is the same clip x0: v = (x_t - x0) / t."""
 
@@ -111,3 +131,45 @@ def test_condition_channels_hold_the_given_frames_and_the_mask():
     assert cond.shape == (2, 4, 4, 2, 2)
     assert torch.equal(cond[0, :3, 0], known[0, :, 0]) and torch.equal(cond[0, :3, 1], torch.zeros(3, 2, 2))
     assert torch.equal(cond[:, 3, :, 0, 0], mask.float())
+
+
+class Labelled(torch.nn.Module):
+    """v = label + x: what each call's labels were is visible in its output."""
+
+    null_label = 9
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x, t, cond, y):
+        self.seen.append(y.clone())
+        return x + y.float().view(-1, 1, 1, 1, 1)
+
+
+def test_guidance_extrapolates_from_the_null_label_to_the_asked_one():
+    model, x = Labelled(), torch.randn(3, 2, 4, 4, 4)
+    cond = torch.zeros(3, 3, 4, 4, 4)
+    labels = torch.tensor([1, 2, 3])
+    for scale in (0.0, 1.0, 2.5):
+        v = guided_velocity(model, cond, labels, scale)(x, torch.rand(3))
+        expected = x + (9 + scale * (labels - 9)).float().view(-1, 1, 1, 1, 1)   # u + s (c - u)
+        assert torch.allclose(v, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="guidance_scale must be a number >= 0"):
+        guided_velocity(model, cond, labels, -1.0)
+    with pytest.raises(ValueError, match="not class-conditional"):
+        guided_velocity(lambda x, t, c: x, cond, labels, 2.0)
+    with pytest.raises(ValueError, match=r"labels must be \(2,\)"):
+        sample_masked_flow(model, torch.zeros(2, 2, 4, 4, 4), torch.zeros(4, dtype=torch.bool), labels=[1, 2, 3])
+
+
+def test_the_labelled_loss_drops_labels_to_the_null_label_as_often_as_asked():
+    model, clips = Labelled(), torch.randn(400, 2, 4, 4, 4)
+    labels = torch.randint(0, 9, (400,))
+    masked_flow_loss(model, clips, labels=labels, p_uncond=0.0)
+    assert torch.equal(model.seen[-1], labels)
+    masked_flow_loss(model, clips, labels=labels, p_uncond=1.0)
+    assert (model.seen[-1] == 9).all()
+    masked_flow_loss(model, clips, labels=labels, p_uncond=0.25, generator=torch.Generator().manual_seed(0))
+    dropped = (model.seen[-1] == 9).float().mean().item()
+    assert 0.17 < dropped < 0.33 and torch.equal(model.seen[-1][model.seen[-1] != 9], labels[model.seen[-1] != 9])

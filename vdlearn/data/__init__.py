@@ -8,7 +8,7 @@ that returns what stacking the items would. Videos are (C, T, H, W) and images (
 - :mod:`.batches`: batches as a pure function of (seed, step), the way every training loop draws them.
 """
 from .batches import BatchIndices, make_batch
-from .clips import batch_to_frames, check_clips, frames_to_batch, gaussian_blur, gaussian_kernel
+from .clips import batch_to_frames, check_clips, frames_to_batch, gaussian_blur, gaussian_kernel, reverse_some
 from .digits import DIGIT_SOURCES, DigitImages, MovingDigits, load_digit_source
 from .shapes import PALETTE, SHAPE_KINDS, BouncingShapes, ShapeImages, bounce, render_shapes
 from .toy2d import TOY2D_NAMES, Toy2D, mixture_modes, mixture_std, mode_coverage, sample_toy2d
@@ -34,6 +34,7 @@ __all__ = [
     "frames_to_batch",
     "batch_to_frames",
     "gaussian_kernel",
+    "reverse_some",
     "gaussian_blur",
     "make_batch",
     "BatchIndices",

@@ -10,7 +10,10 @@ One place for what every video module needs of a clip:
   .. math:: (G_\\sigma * x)(i, j) = \\sum_{u, v} g_\\sigma(u)\\, g_\\sigma(v)\\, x(i - u, j - v),
             \\qquad g_\\sigma(u) \\propto e^{-u^2 / 2\\sigma^2},
 
-  used by optical flow (lesson 00), SSIM (lesson 08) and FVD-lite's training corruptions.
+  used by optical flow (lesson 00), SSIM (lesson 08) and FVD-lite's training corruptions;
+- :func:`reverse_some`: play some clips backwards. Elastic bouncing is time-reversible, so a
+  reversed clip of the course's datasets is another lawful clip: twice the data, and the first
+  and last frames of a clip are seen in every role equally often.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["check_clips", "frames_to_batch", "batch_to_frames", "gaussian_kernel", "gaussian_blur"]
+__all__ = ["check_clips", "frames_to_batch", "batch_to_frames", "gaussian_kernel", "gaussian_blur", "reverse_some"]
 
 _RANGE_HINT = ("clamp model samples with .clamp(-1, 1), map uint8 pixels with x / 127.5 - 1 "
                "and [0, 1] values with 2 * x - 1")
@@ -98,3 +101,12 @@ def gaussian_blur(x: torch.Tensor, sigma: float, *, radius: int | None = None,
         x = F.pad(x, (r, r, r, r), mode="replicate")
     x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def reverse_some(clips: torch.Tensor, p: float = 0.5, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Clips (B, C, T, ...) with each one's frames put in reverse order with probability ``p``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be a probability in [0, 1], got {p}")
+    flip = torch.rand(clips.shape[0], generator=generator, device=generator.device if generator else "cpu") < p
+    flip = flip.to(clips.device).view(-1, *([1] * (clips.ndim - 1)))
+    return torch.where(flip, clips.flip(2), clips)

@@ -31,6 +31,7 @@ from torch.utils.data import Dataset
 __all__ = [
     "SHAPE_KINDS",
     "PALETTE",
+    "COLOR_NAMES",
     "bounce",
     "render_shapes",
     "BouncingShapes",
@@ -49,6 +50,9 @@ PALETTE = (
     (0.90, 0.30, 0.90),  # magenta
     (0.10, 0.85, 0.90),  # cyan
 )
+
+#: The names of the :data:`PALETTE` colours.
+COLOR_NAMES = dict(zip(PALETTE, ("red", "green", "blue", "yellow", "magenta", "cyan")))
 
 # How far each kind reaches from its centroid, in units of its radius r: (left, right, up, down).
 # The square has half-side 0.9 r, the (apex-up, equilateral) triangle has circumradius 1.4 r, so the
@@ -263,7 +267,7 @@ class BouncingShapes(Dataset):
         hi = self.size - 0.5 - torch.stack([ext[..., 1], ext[..., 3]], -1)
         start = lo + (hi - lo) * u[..., 3:5]
         velocity = _velocities(u[..., 5], u[..., 6], self.speed)
-        return dict(kinds=kinds, colors=torch.tensor(self.colors)[color_ids], radius=radius,
+        return dict(kinds=kinds, colors=torch.tensor(self.colors)[color_ids], color_ids=color_ids, radius=radius,
                     start=start, velocity=velocity, lo=lo, hi=hi)
 
     @staticmethod
@@ -274,6 +278,25 @@ class BouncingShapes(Dataset):
     def trajectories(self, indices) -> torch.Tensor:
         """Centroids of every shape in clips ``indices``: (B, num_shapes, frames, 2) as (x, y) pixels."""
         return self._positions(self._params(indices), self.frames).float()
+
+    @property
+    def num_classes(self) -> int:
+        """How many (kind, colour) classes a shape can be: ``len(kinds) * len(colors)``."""
+        return len(self.kinds) * len(self.colors)
+
+    def class_names(self) -> list[str]:
+        """The name of each class of :meth:`labels`, e.g. ``"red triangle"`` (colours of :data:`PALETTE`
+        by name, others as ``"colour 6"``)."""
+        names = [COLOR_NAMES.get(tuple(c), f"colour {i}") for i, c in enumerate(self.colors)]
+        return [f"{colour} {kind}" for kind in self.kinds for colour in names]
+
+    def labels(self, indices) -> torch.Tensor:
+        """The class of each shape in clips ``indices``: ``kind * len(colors) + colour`` with ``kind``
+        indexing ``kinds`` and ``colour`` indexing ``colors``; (B,) for one shape a clip, else (B, num_shapes)."""
+        p = self._params(indices)
+        kind_ids = torch.tensor([self.kinds.index(SHAPE_KINDS[int(k)]) for k in p["kinds"].flatten()])
+        y = kind_ids.view_as(p["kinds"]) * len(self.colors) + p["color_ids"]
+        return y[:, 0] if self.num_shapes == 1 else y
 
     def get_batch(self, indices) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Clips ``indices`` rendered together: (B, 3, T, H, W) (and (B, S, T, 2) trajectories if asked)."""

@@ -19,7 +19,7 @@ from .features import (FEATURE_DATASETS, FeatureNet, class_agreement, classify, 
                        feature_network)
 from .frechet import feature_statistics, fid_lite, frechet_distance
 from .fvd import VIDEO_FEATURE_DATASETS, VideoFeatureNet, extract_video_features, fvd_lite, video_feature_network
-from .constancy import classify_frames, object_constancy
+from .constancy import classify_frames, label_agreement, object_constancy
 from .digit_identity import classify_digit_frames, digit_constancy
 from .motion import frame_difference_energy, freeze_frames, mix_frames, motion_stats, shuffle_frames
 from .novelty import nearest_neighbour_distance
@@ -31,7 +31,7 @@ __all__ = [
     "frechet_distance", "feature_statistics", "fid_lite",
     "VIDEO_FEATURE_DATASETS", "VideoFeatureNet", "video_feature_network", "extract_video_features", "fvd_lite",
     "shuffle_frames", "freeze_frames", "mix_frames", "frame_difference_energy", "motion_stats",
-    "object_constancy", "classify_frames", "digit_constancy", "classify_digit_frames",
+    "object_constancy", "classify_frames", "label_agreement", "digit_constancy", "classify_digit_frames",
     "track_centroids", "physics_residuals", "physics_score",
     "psnr", "ssim", "best_of_k",
     "nearest_neighbour_distance",

@@ -51,7 +51,7 @@ from scipy import ndimage
 from ..data.clips import check_clips
 from ..data.shapes import PALETTE, SHAPE_KINDS, render_shapes
 
-__all__ = ["KINDS", "AREA_COEF", "find_objects", "classify_frames", "object_constancy"]
+__all__ = ["KINDS", "AREA_COEF", "find_objects", "classify_frames", "object_constancy", "label_agreement"]
 
 #: Area of each kind in units of r^2 (see the renderer: square half-side 0.9 r, triangle circumradius 1.4 r).
 AREA_COEF = {"circle": math.pi, "square": (2 * 0.9) ** 2, "triangle": 3 * math.sqrt(3) / 4 * 1.4 ** 2}
@@ -224,3 +224,20 @@ def object_constancy(clips: torch.Tensor, num_objects: int = 1, colors: Sequence
     if return_details:
         out["per_clip"], out["verdicts"] = per_clip, verdicts
     return out
+
+
+def label_agreement(clips: torch.Tensor, labels: torch.Tensor, colors: Sequence[Sequence[float]] | None = None,
+                    **classify: float) -> float:
+    """The fraction of clips (B, 3, T, H, W) every frame of which shows exactly one object, of the kind
+    and colour that its label names: a class-conditional model asked for a "red triangle" must draw one.
+
+    Labels (B,) are :meth:`vdlearn.data.BouncingShapes.labels`: ``kind * len(colors) + colour``,
+    kinds in the order of :data:`SHAPE_KINDS`. ``classify`` goes to :func:`classify_frames`.
+    """
+    labels = torch.as_tensor(labels).long().flatten()
+    if labels.numel() != clips.shape[0]:
+        raise ValueError(f"one label per clip: {clips.shape[0]} clips but {labels.numel()} labels")
+    palette = PALETTE if colors is None else colors
+    per_clip = classify_frames(clips, colors, **classify)
+    wanted = [divmod(int(y), len(palette)) for y in labels]
+    return float(np.mean([all(f["objects"] == [want] for f in frames) for frames, want in zip(per_clip, wanted)]))

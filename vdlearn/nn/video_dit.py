@@ -17,6 +17,11 @@ embeddings (RoPE, Su et al. 2021) on queries and keys, the head's channels split
 ``VideoDiT(...)(x, t)`` with t (B,) in [0, 1] returns a tensor shaped like x: a flow-matching
 velocity (:mod:`vdlearn.diffusion.flow_matching`). ``cond_channels`` > 0 adds channels that are
 concatenated to x before patching (known frames and their mask, for prediction).
+
+``num_classes`` > 0 makes it class-conditional, as DiT is: ``model(x, t, cond, y)`` adds a learned
+embedding of label ``y`` (B,) to the timestep embedding that drives every adaLN, so the label reaches
+every token of every frame. Label ``num_classes`` is the *null* label of classifier-free guidance
+(:mod:`vdlearn.diffusion.guidance`), used when ``y`` is omitted.
 """
 from __future__ import annotations
 
@@ -74,14 +79,19 @@ class VideoDiT(nn.Module):
     """Full space-time attention over tubelet tokens; x (B, C, T, H, W), t (B,) in [0, 1] -> like x."""
 
     def __init__(self, in_channels: int = 4, frames: int = 8, size: int = 8, patch: int = 1, tubelet: int = 8,
-                 dim: int = 96, depth: int = 6, heads: int = 4, mlp_ratio: float = 4.0, cond_channels: int = 0):
+                 dim: int = 96, depth: int = 6, heads: int = 4, mlp_ratio: float = 4.0, cond_channels: int = 0,
+                 num_classes: int = 0):
         super().__init__()
         if frames % tubelet or size % patch:
             raise ValueError(f"frames ({frames}) must be divisible by tubelet ({tubelet}) and size ({size}) by "
                              f"patch ({patch})")
         if dim % heads or (dim // heads) % 2:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}) into an even head size")
+        if int(num_classes) != num_classes or num_classes < 0:
+            raise ValueError(f"num_classes must be an int >= 0 (0: unconditional), got {num_classes!r}")
         self.in_channels, self.cond_channels = in_channels, cond_channels
+        self.num_classes = int(num_classes)
+        self.null_label = self.num_classes if num_classes else None
         self.frames, self.size, self.patch, self.tubelet = frames, size, patch, tubelet
         self.grid_t, self.grid_s = frames // tubelet, size // patch
         token = tubelet * patch * patch
@@ -90,6 +100,9 @@ class VideoDiT(nn.Module):
         self.pos_y = nn.Parameter(0.02 * torch.randn(1, self.grid_s, 1, dim))
         self.pos_x = nn.Parameter(0.02 * torch.randn(1, 1, self.grid_s, dim))
         self.t_embed = nn.Sequential(nn.Linear(256, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.label_embed = nn.Embedding(num_classes + 1, dim) if num_classes else None
+        if self.label_embed is not None:
+            nn.init.normal_(self.label_embed.weight, std=0.02)
         self.blocks = nn.ModuleList([DiTBlock(dim, heads, mlp_ratio) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Sequential(nn.SiLU(), nn.Linear(dim, 2 * dim))
@@ -120,17 +133,29 @@ class VideoDiT(nn.Module):
         x = x.reshape(x.shape[0], self.grid_t, gs, gs, c, pt, p, p).permute(0, 4, 1, 5, 2, 6, 3, 7)
         return x.reshape(x.shape[0], c, self.frames, self.size, self.size)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                y: torch.Tensor | None = None) -> torch.Tensor:
         expected = (self.in_channels, self.frames, self.size, self.size)
         if x.ndim != 5 or tuple(x.shape[1:]) != expected:
             raise ValueError(f"VideoDiT expects clips (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         if (cond is None) != (self.cond_channels == 0):
             raise ValueError(f"this VideoDiT was built with cond_channels={self.cond_channels}: pass cond "
                              f"(B, {self.cond_channels}, T, H, W) exactly when cond_channels > 0")
+        if y is not None and self.label_embed is None:
+            raise ValueError("labels y were given but this VideoDiT is unconditional; build it with "
+                             "num_classes=... to condition on a class")
+        if y is not None and (y.shape != (x.shape[0],) or (y.device.type == "cpu" and y.numel() and (
+                y.min() < 0 or y.max() > self.num_classes))):
+            raise ValueError(f"y must be ({x.shape[0]},) labels in [0, {self.num_classes}] ({self.num_classes} "
+                             f"is the null label), got shape {tuple(y.shape)}")
         if cond is not None:
             x = torch.cat([x, cond.to(x.dtype)], dim=1)
         h = self.embed(self.patchify(x)) + (self.pos_t + self.pos_y + self.pos_x).reshape(1, -1, self.pos_t.shape[-1])
         c = self.t_embed(timestep_embedding(torch.as_tensor(t, device=x.device).expand(x.shape[0]) * 1000, 256))
+        if self.label_embed is not None:
+            if y is None:
+                y = torch.full((x.shape[0],), self.null_label, device=x.device, dtype=torch.long)
+            c = c + self.label_embed(y)
         for block in self.blocks:
             h = block(h, c, self.rope)
         shift, scale = self.ada_out(c).unsqueeze(1).chunk(2, dim=-1)

@@ -13,11 +13,12 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
-from ..data import BouncingShapes, DigitImages
+from ..data import BouncingShapes, DigitImages, reverse_some
 from ..diffusion import diffusion_loss, drop_labels, flow_matching_loss, make_schedule
 from ..files import atomic_write
-from ..metrics import fid_lite, motion_stats, object_constancy, physics_score
+from ..metrics import fid_lite, label_agreement, motion_stats, object_constancy, physics_score
 from ..video import encode_dataset
 from ..video.flow import masked_flow_loss
 from .shipped import builder_class, load_pretrained
@@ -41,6 +42,7 @@ class Recipe:
     lr: float
     warmup_steps: int
     ema_decay: float
+    decay_steps: int = 0                           # the learning rate falls linearly to 0 over the last ones
     seed: int = 0
     checkpoint_every: int = 250
     sampling: dict[str, Any] = field(default_factory=dict)
@@ -54,7 +56,8 @@ class Recipe:
         """What the recipe says, as plain values (for ``--list`` and the manifest)."""
         return {"lesson": self.lesson, "summary": self.summary, "builder": self.builder, "kwargs": self.kwargs,
                 "steps": self.num_steps, "batch_size": self.batch_size, "lr": self.lr,
-                "warmup_steps": self.warmup_steps, "ema_decay": self.ema_decay, "seed": self.seed,
+                "warmup_steps": self.warmup_steps, "decay_steps": self.decay_steps, "ema_decay": self.ema_decay,
+                "seed": self.seed,
                 "sampling": self.sampling}
 
 
@@ -75,12 +78,24 @@ def _latents(dataset: Callable[[], Any], vae: str) -> Callable[[Path], torch.Ten
     return make
 
 
+def _labelled_latents(dataset: Callable[[], Any], vae: str) -> Callable[[Path], TensorDataset]:
+    """Latent clips with each clip's class (``dataset().labels``): batches ``[latents, labels]``."""
+    def make(folder: Path) -> TensorDataset:
+        latents = _latents(dataset, vae)(folder)
+        return TensorDataset(latents, dataset().labels(range(len(latents))))
+    return make
+
+
 #: Half the clips are generated from nothing, the rest continue, animate or join given frames.
 _TASKS = {"unconditional": 0.5, "prediction": 0.3, "image_to_video": 0.1, "interpolation": 0.1}
 
 
-def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128) -> Callable[..., dict[str, float]]:
-    """Metrics of ``n`` sampled clips (``sample(n, seed)``, the public API's sampler) against ``n`` held-out real ones."""
+def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128,
+                   num_classes: int = 0) -> Callable[..., dict[str, float]]:
+    """Metrics of ``n`` sampled clips (``sample(n, seed)``, the public API's sampler) against ``n`` held-out real ones.
+
+    A class-conditional model's clips are drawn for each class in turn (as ``sample`` does), and
+    ``label_agreement`` says how many show the class asked for."""
     def evaluate(sample: Callable[[int, int], torch.Tensor], n: int = n) -> dict[str, float]:
         clips = sample(n, 0)
         ref = real()[:n]
@@ -89,12 +104,22 @@ def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128)
             c = object_constancy(clips)
             out.update(constant=c["constant"], kind_constant=c["kind_constant"], colour_constant=c["colour_constant"],
                        exactly_one=c["exactly_one"], physics_px=physics_score(clips)["score"])
+            if num_classes:
+                out["label_agreement"] = label_agreement(clips, torch.arange(n) % num_classes)
         return {k: round(float(v), 4) for k, v in out.items()}
     return evaluate
 
 
 def _flow_loss(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
     return masked_flow_loss(model, clips, probs=_TASKS, max_k=4)
+
+
+def _labelled_flow_loss(model: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
+    """The same tasks, half the clips played backwards (bouncing is time-reversible, and so the first
+    frame is generated as often as the last), the clip's class given and dropped to the null label one
+    time in ten."""
+    clips, labels = batch
+    return masked_flow_loss(model, reverse_some(clips, 0.5), probs=_TASKS, max_k=4, labels=labels, p_uncond=0.1)
 
 
 def _digit_loss(objective: str, time_distribution: str = "logit_normal") -> Callable[[nn.Module, Any], torch.Tensor]:
@@ -141,17 +166,21 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe(
         name="07_latent_dit_shapes", lesson=7,
         summary="BouncingShapes 8x32x32 in the FrameVAE's latents (4x8x8 a frame); a video DiT whose tokens "
-                "span all 8 frames; flow matching, logit-normal t; generation, prediction, image to video and "
-                "interpolation from one set of weights",
+                "span all 8 frames, told each clip's kind and colour (18 classes, dropped one time in ten for "
+                "guidance); flow matching, logit-normal t, half the clips played backwards; generation, "
+                "prediction, image to video and interpolation from one set of weights; the learning rate "
+                "decays to 0 over the last 4,500 steps",
         builder="vdlearn.nn.video_dit:VideoDiT",
         kwargs={"in_channels": 4, "frames": 8, "size": 8, "patch": 1, "tubelet": 8, "dim": 128, "depth": 8,
-                "heads": 4, "cond_channels": 5},
-        data=_latents(lambda: BouncingShapes(8192, frames=8, size=32, seed=0), "09_frame_vae_shapes"),
-        loss=_flow_loss, num_steps=16_000, batch_size=16, lr=5e-4, warmup_steps=200, ema_decay=0.999,
+                "heads": 4, "cond_channels": 5, "num_classes": 18},
+        data=_labelled_latents(lambda: BouncingShapes(8192, frames=8, size=32, seed=0), "09_frame_vae_shapes"),
+        loss=_labelled_flow_loss, num_steps=18_000, batch_size=16, lr=5e-4, warmup_steps=200, decay_steps=4_500,
+        ema_decay=0.999,
         sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 20,
-                  "vae": "09_frame_vae_shapes"},
+                  "vae": "09_frame_vae_shapes", "guidance_scale": 2.0,
+                  "classes": BouncingShapes(1).class_names()},
         evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
-                                .get_batch(torch.arange(128))),
+                                .get_batch(torch.arange(128)), num_classes=18),
     ),
 ]}
 

@@ -90,7 +90,8 @@ def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int 
     model = recipe.build()
     sittings = Sittings(run_dir / "sittings.json", _steps_done(ckpt))
     result = fit(model, recipe.loss, data, num_steps=until, batch_size=recipe.batch_size, lr=recipe.lr,
-                 warmup_steps=recipe.warmup_steps, ema_decay=recipe.ema_decay, seed=recipe.seed, device=device,
+                 warmup_steps=recipe.warmup_steps, decay_steps=recipe.decay_steps, schedule_steps=total,
+                 ema_decay=recipe.ema_decay, seed=recipe.seed, device=device,
                  checkpoint_path=ckpt, checkpoint_every=recipe.checkpoint_every, log_every=50, progress=progress,
                  callback=sittings.update, config={"recipe": name, "builder": recipe.builder, "kwargs": recipe.kwargs})
     sittings.update(until)
@@ -142,9 +143,11 @@ def evaluate_run(name: str, workdir: str | os.PathLike | None = None, n: int = 6
     vae = load_pretrained(recipe.sampling["vae"], folder) if kind == "latent_flow_video" else None
     shape = tuple(recipe.sampling["shape"])
 
-    def draw(count: int, seed: int) -> torch.Tensor:
+    def draw(count: int, seed: int) -> torch.Tensor:    # as pretrained.sample draws: each class in turn
+        labels = torch.arange(count) % model.num_classes if getattr(model, "num_classes", 0) else None
         return flow_clips(model, vae, count, shape, {}, recipe.sampling["steps"],
-                          recipe.sampling.get("shift", 1.0), torch.Generator().manual_seed(seed))
+                          recipe.sampling.get("shift", 1.0), torch.Generator().manual_seed(seed), labels=labels,
+                          guidance_scale=recipe.sampling.get("guidance_scale", 1.0))
 
     sittings = Sittings.read(Path(workdir or default_workdir()) / name / "sittings.json")
     seconds = 0.0

@@ -149,8 +149,8 @@ def save_pretrained(model: nn.Module, name: str, *, lesson: int, builder: str, k
 #: What :func:`sample` accepts as a condition, per kind of shipped model (the manifest's ``sampling.kind``).
 CONDITIONS = {"image": ("labels",), "video": (), "latent_video": (),
               "masked_video": ("image", "context", "first", "last"),
-              "latent_flow_video": ("image", "context", "first", "last"),
-              "flow_video": ("image", "context", "first", "last")}
+              "latent_flow_video": ("image", "context", "first", "last", "labels"),
+              "flow_video": ("image", "context", "first", "last", "labels")}
 
 
 @torch.no_grad()
@@ -168,7 +168,9 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
       (prediction), or ``first`` and ``last`` (interpolation); nothing samples it unconditionally;
     - a latent video model is decoded by the frame VAE its recipe names; a latent flow model
       (``latent_flow_video``) also takes ``image``, ``context`` or ``first`` and ``last``, and samples
-      unconditionally without them.
+      unconditionally without them. A class-conditional one also takes ``labels`` (n,): class indices
+      or names from its recipe's ``classes`` (e.g. ``"red triangle"``; default: the classes in turn)
+      and ``guidance_scale`` (default: its recipe's).
 
     A condition the model was not trained for is an error that lists the ones it takes.
     """
@@ -197,8 +199,9 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
         if sampler not in (None, "flow-euler"):
             raise ValueError(f"{name!r} is a flow-matching model sampled with 'flow-euler'; got sampler={sampler!r}")
         vae = load_pretrained(recipe["vae"], folder) if kind == "latent_flow_video" else None
+        labels = _class_labels(name, model, condition.pop("labels", None), n, recipe.get("classes"))
         return flow_clips(model, vae, n, shape, condition, steps or recipe["steps"], recipe.get("shift", 1.0),
-                          generator)
+                          generator, labels=labels, guidance_scale=guidance)
     schedule = make_schedule(recipe.get("schedule", "cosine"), recipe.get("num_timesteps", 1000))
     options = {"steps": steps or recipe["steps"], "prediction_type": recipe.get("prediction_type", "velocity")}
     sampler = sampler or recipe["sampler"]
@@ -233,6 +236,30 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
     return out.clamp(-1, 1)
 
 
+def _class_labels(name: str, model: nn.Module, labels: Any, n: int, classes: list[str] | None) -> torch.Tensor | None:
+    """The (n,) class indices a class-conditional model samples: given as indices or names, or each class in turn."""
+    num_classes = getattr(model, "num_classes", 0) or 0
+    if not num_classes:
+        if labels is not None:
+            raise ValueError(f"{name!r} is not class-conditional: it takes no labels")
+        return None
+    if labels is None:
+        return torch.arange(n) % num_classes
+    if isinstance(labels, str) or (isinstance(labels, (list, tuple)) and labels and isinstance(labels[0], str)):
+        names = [labels] * n if isinstance(labels, str) else list(labels)
+        unknown = [x for x in names if x not in (classes or [])]
+        if unknown:
+            raise ValueError(f"{name!r} knows no class {unknown[0]!r}; its classes are: {', '.join(classes or [])}")
+        labels = [classes.index(x) for x in names]
+    labels = torch.as_tensor(labels).long()
+    if labels.ndim == 0:
+        labels = labels.expand(n)
+    if labels.shape != (n,) or labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must be {n} class indices in [0, {num_classes - 1}] or class names; got "
+                         f"{labels.tolist()}")
+    return labels
+
+
 def _given_frames(condition: dict[str, Any], n: int, shape: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     """Clips (n, C, T, H, W) holding the given frames of a condition, and the (n, T) mask of which they are."""
     channels, frames, size = shape[0], shape[1], shape[2:]
@@ -265,14 +292,17 @@ def _given_frames(condition: dict[str, Any], n: int, shape: tuple[int, ...]) -> 
 
 
 def flow_clips(model: nn.Module, vae: nn.Module | None, n: int, shape: tuple[int, ...], condition: dict[str, Any],
-               steps: int, shift: float, generator: torch.Generator) -> torch.Tensor:
+               steps: int, shift: float, generator: torch.Generator, *, labels: torch.Tensor | None = None,
+               guidance_scale: float = 1.0) -> torch.Tensor:
     """Sample a flow-matching video model of pixels (``vae=None``) or of a frame VAE's latents (the given
-    frames are encoded, the result decoded); given frames are returned exactly as given."""
+    frames are encoded, the result decoded); given frames are returned exactly as given. A class-conditional
+    model takes ``labels`` (n,) and ``guidance_scale``."""
     from ..video import decode_clips, encode_clips
     from ..video.flow import sample_masked_flow
 
     known, mask = _given_frames(condition, n, shape)
     x = known.clamp(-1, 1) if vae is None else encode_clips(vae, known.clamp(-1, 1))
-    x = sample_masked_flow(model, x, mask, steps=steps, shift=shift, generator=generator)
+    x = sample_masked_flow(model, x, mask, steps=steps, shift=shift, labels=labels, guidance_scale=guidance_scale,
+                           generator=generator)
     clips = (x if vae is None else decode_clips(vae, x)).clamp(-1, 1)
     return torch.where(mask[:, None, :, None, None], known, clips)

@@ -47,6 +47,17 @@ def _split_loss(out: Any) -> tuple[torch.Tensor, dict[str, Any]]:
     return loss, metrics
 
 
+def lr_factor(step: int, warmup_steps: int, decay_steps: int, total_steps: int) -> float:
+    """The learning rate of step ``step`` (0-based) as a fraction of the peak: warmup-stable-decay.
+
+    :math:`\\min\\bigl(1, \\tfrac{s+1}{W},\\ \\tfrac{N-s}{D}\\bigr)` with W warm-up and D decay steps of N.
+    """
+    factor = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    if decay_steps:
+        factor = min(factor, max(total_steps - step, 0) / decay_steps)
+    return factor
+
+
 def fit(
     model: nn.Module,
     loss_fn: Callable[[nn.Module, Any], Any],
@@ -58,6 +69,8 @@ def fit(
     weight_decay: float = 0.0,
     betas: tuple[float, float] = (0.9, 0.999),
     warmup_steps: int = 0,
+    decay_steps: int = 0,
+    schedule_steps: int | None = None,
     grad_clip: float | None = 1.0,
     ema_decay: float | None = None,
     seed: int = 0,
@@ -72,6 +85,11 @@ def fit(
 ) -> TrainResult:
     """Train ``model`` for ``num_steps`` steps of AdamW on ``loss_fn(model, batch)``.
 
+    The learning rate warms up linearly over ``warmup_steps``, stays at ``lr``, and falls linearly to 0
+    over the last ``decay_steps`` of ``schedule_steps`` (default ``num_steps``): warmup-stable-decay
+    (Hu et al. 2024). A run trained in sittings passes its whole length as ``schedule_steps``, so that
+    it decays only at the very end, however it was split.
+
     ``loss_fn`` returns a scalar loss, or ``(loss, {"name": value})`` to log more numbers.
     ``data`` is a Dataset (its ``get_batch`` is used when present) or a tensor of examples.
     ``callback(step, model)`` runs every ``log_every`` steps (e.g. to look at samples).
@@ -81,6 +99,10 @@ def fit(
     """
     if num_steps < 0:
         raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    schedule_steps = num_steps if schedule_steps is None else schedule_steps
+    if not 0 <= decay_steps <= schedule_steps or schedule_steps < num_steps:
+        raise ValueError(f"decay_steps ({decay_steps}) must lie in 0..schedule_steps ({schedule_steps}), and "
+                         f"schedule_steps must be at least num_steps ({num_steps})")
     device = torch.device(device) if device is not None else get_device()
     if distributed.launched_by_torchrun():
         device = distributed.setup(device)
@@ -88,7 +110,7 @@ def fit(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=betas, weight_decay=weight_decay,
                                   fused=(device.type == "cuda") or None)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup_steps) if warmup_steps else 1.0)
+        optimizer, lambda s: lr_factor(s, warmup_steps, decay_steps, schedule_steps))
     forward = torch.compile(model) if (compile and device.type == "cuda") else model
     if distributed.world_size() > 1:
         forward = torch.nn.parallel.DistributedDataParallel(
@@ -113,7 +135,8 @@ def fit(
                 "inputs are finite and in [-1, 1].")
 
     config = {"lr": lr, "weight_decay": weight_decay, "betas": list(betas), "warmup_steps": warmup_steps,
-              "grad_clip": grad_clip, **(config or {})}
+              "grad_clip": grad_clip, **({"decay_steps": decay_steps, "schedule_steps": schedule_steps}
+                                         if decay_steps else {}), **(config or {})}
     result = training_loop(
         step, data, modules={"model": model}, optimizers={"optimizer": optimizer},
         schedulers={"scheduler": scheduler}, num_steps=num_steps, batch_size=batch_size, seed=seed,
