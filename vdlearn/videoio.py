@@ -56,7 +56,7 @@ from PIL import Image, ImageOps
 from .files import atomic_path
 
 __all__ = ["VIDEO_SUFFIXES", "IMAGE_SUFFIXES", "LAYOUTS", "FITS", "write_video", "read_video", "video_fps",
-           "open_image", "load_image", "to_channels", "read_frames_folder", "load_frames"]
+           "open_image", "load_image", "read_image", "to_channels", "read_frames_folder", "load_frames"]
 
 #: How :func:`load_image` makes a non-square image square.
 FITS = ("crop", "pad", "stretch")
@@ -404,6 +404,11 @@ def load_image(source: Any, size: int, channels: int = 3, *, fit: str = "crop",
     x = _square(to_channels(_unit(source, value_range), channels), fit)
     x = F.interpolate(x[None], size=(int(size), int(size)), mode="bilinear", antialias=True, align_corners=False)
     return (x.clamp(0, 1) * 2 - 1).contiguous()
+
+
+def read_image(source: Any, channels: int = 3, *, value_range: tuple[float, float] | None = None) -> torch.Tensor:
+    """Any image -> a (channels, H, W) float tensor in [-1, 1] at its own size (``load_image`` also resizes)."""
+    return (to_channels(_unit(source, value_range), channels) * 2 - 1).contiguous()
 
 
 def load_frames(path: str | Path, size: int | tuple[int, int] | None = None, *,

@@ -4,16 +4,30 @@ Every dataset makes its items from ``(seed, index)`` alone and has a vectorised 
 that returns what stacking the items would. Videos are (C, T, H, W) and images (C, H, W) in [-1, 1].
 
 - :mod:`.shapes`, :mod:`.digits`, :mod:`.toy2d`: the datasets;
+- :mod:`.photos`: real photographs bundled in installed packages, with a fixed evaluation split;
+- :mod:`.camera`: a virtual camera moving through a photograph (pan, zoom), with its truth;
 - :mod:`.clips`: the course's clip convention (B, C, T, H, W): validation, reshapes, blur;
 - :mod:`.batches`: batches as a pure function of (seed, step), the way every training loop draws them.
 """
 from .batches import BatchIndices, make_batch
+from .camera import CAMERA_MOTIONS, CameraClips, camera_path, render_path, warp_from_first
 from .clips import batch_to_frames, check_clips, frames_to_batch, gaussian_blur, gaussian_kernel, reverse_some
+from .photos import EVAL_PHOTOS, PHOTOS, TRAIN_PHOTOS, load_photo, photo_names
 from .digits import DIGIT_SOURCES, DigitImages, MovingDigits, load_digit_source
 from .shapes import PALETTE, SHAPE_KINDS, BouncingShapes, ShapeImages, bounce, render_shapes
 from .toy2d import TOY2D_NAMES, Toy2D, mixture_modes, mixture_std, mode_coverage, sample_toy2d
 
 __all__ = [
+    "CAMERA_MOTIONS",
+    "CameraClips",
+    "camera_path",
+    "render_path",
+    "warp_from_first",
+    "PHOTOS",
+    "TRAIN_PHOTOS",
+    "EVAL_PHOTOS",
+    "load_photo",
+    "photo_names",
     "BouncingShapes",
     "ShapeImages",
     "PALETTE",

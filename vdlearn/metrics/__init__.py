@@ -10,7 +10,9 @@
 - :mod:`.constancy`: object constancy, whether every frame shows the same objects (kind, colour, count);
 - :mod:`.digit_identity`: the same for MovingDigits, whether every frame shows the same digit;
 - :mod:`.psnr_ssim`: PSNR, SSIM and the best of k samples;
-- :mod:`.novelty`: distance to the nearest training example (does the model copy?).
+- :mod:`.novelty`: distance to the nearest training example (does the model copy?);
+- :mod:`.camera`: a clip made from one photograph: which camera motion it shows (phase correlation),
+  what it kept of the photograph and how well it invented what came into view.
 
     from vdlearn.metrics import fid_lite, fvd_lite, physics_score
     fid_lite(real_images, generated_images, dataset="digits")   # lower is better
@@ -19,6 +21,7 @@ from .features import (FEATURE_DATASETS, FeatureNet, class_agreement, classify, 
                        feature_network)
 from .frechet import feature_statistics, fid_lite, frechet_distance
 from .fvd import VIDEO_FEATURE_DATASETS, VideoFeatureNet, extract_video_features, fvd_lite, video_feature_network
+from .camera import camera_clip_scores, estimate_camera_motion, frame_motion, phase_correlation
 from .constancy import classify_frames, label_agreement, object_constancy
 from .digit_identity import classify_digit_frames, digit_constancy
 from .motion import frame_difference_energy, freeze_frames, mix_frames, motion_stats, shuffle_frames
@@ -31,7 +34,8 @@ __all__ = [
     "frechet_distance", "feature_statistics", "fid_lite",
     "VIDEO_FEATURE_DATASETS", "VideoFeatureNet", "video_feature_network", "extract_video_features", "fvd_lite",
     "shuffle_frames", "freeze_frames", "mix_frames", "frame_difference_energy", "motion_stats",
-    "object_constancy", "classify_frames", "label_agreement", "digit_constancy", "classify_digit_frames",
+    "object_constancy", "classify_frames", "label_agreement",
+    "phase_correlation", "frame_motion", "estimate_camera_motion", "camera_clip_scores", "digit_constancy", "classify_digit_frames",
     "track_centroids", "physics_residuals", "physics_score",
     "psnr", "ssim", "best_of_k",
     "nearest_neighbour_distance",

@@ -10,7 +10,11 @@ the baselines every later lesson must beat:
 - :func:`flow_warp`: a dense optical-flow field (Lucas–Kanade, coarse to fine) estimated between
   the last two frames is applied again and again;
 - :func:`affine_video` and :func:`animate_with_flow`: a still image is moved by a motion that a
-  person designs (pan, rotate, zoom, or any flow field) — the "rule-based" animation.
+  person designs (pan, rotate, zoom, or any flow field) — the "rule-based" animation;
+- :func:`ken_burns`: a still image moved by a named camera motion of :mod:`vdlearn.data.camera`
+  (the documentary "Ken Burns" effect), the part of each frame the image does not hold filled with
+  black, the nearest edge pixel, or classical inpainting (biharmonic, Damelin & Hoang 2018) — the
+  baselines a camera-controlled image-to-video model must beat (lesson 08).
 
 Videos are ``(B, C, T, H, W)`` in [-1, 1]; flows are ``(B, 2, H, W)`` in pixels, channel 0 the
 horizontal (x, column) and channel 1 the vertical (y, row) displacement.
@@ -22,6 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..data.camera import CAMERA_MOTIONS, camera_path, warp_from_first
 from ..data.clips import gaussian_blur
 
 __all__ = [
@@ -35,7 +40,12 @@ __all__ = [
     "affine_flow",
     "animate_with_flow",
     "affine_video",
+    "KEN_BURNS_FILLS",
+    "ken_burns",
 ]
+
+#: How :func:`ken_burns` fills what comes into view.
+KEN_BURNS_FILLS = ("black", "edge", "inpaint")
 
 
 def _check_context(context: torch.Tensor, min_frames: int) -> None:
@@ -216,4 +226,43 @@ def affine_video(image: torch.Tensor, num_frames: int, translate: tuple[float, f
         src_y = cy + s * (math.sin(th) * dx + math.cos(th) * dy)
         flow = torch.stack([xs - src_x, ys - src_y])[None].expand(b, -1, -1, -1)
         frames.append(warp(image, flow))
+    return torch.stack(frames, dim=2)
+
+
+def _inpaint(frame: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Biharmonic inpainting (scikit-image) of ``frame`` (C, H, W) where ``hole`` (H, W) is True."""
+    from skimage.restoration import inpaint_biharmonic
+    if not hole.any() or hole.all():
+        return frame
+    filled = inpaint_biharmonic(frame.permute(1, 2, 0).double().numpy(), hole.numpy(), channel_axis=-1)
+    return torch.from_numpy(filled).permute(2, 0, 1).to(frame.dtype)
+
+
+def ken_burns(image: torch.Tensor, motion: str, num_frames: int, *, fill: str = "edge") -> torch.Tensor:
+    """Move a still ``image`` (B, C, S, S) along camera motion ``motion`` (one of
+    :data:`vdlearn.data.camera.CAMERA_MOTIONS`): (B, C, T, S, S), the first frame the image itself.
+
+    What the image does not hold is filled by ``fill``: ``"black"``, ``"edge"`` (the nearest pixel of
+    the image, smeared outwards) or ``"inpaint"`` (biharmonic inpainting of the hole, per frame).
+    """
+    if image.dim() != 4 or image.shape[-1] != image.shape[-2]:
+        raise ValueError(f"image should be square frames (B, C, S, S), got shape {tuple(image.shape)}")
+    if fill not in KEN_BURNS_FILLS:
+        raise ValueError(f"fill must be one of {KEN_BURNS_FILLS}, got {fill!r}")
+    if motion not in CAMERA_MOTIONS:
+        raise ValueError(f"unknown camera motion {motion!r}; the motions are {', '.join(CAMERA_MOTIONS)}")
+    b, c, s, _ = image.shape
+    path = camera_path([motion], torch.zeros(1, 2), torch.tensor([s / 2]), num_frames, s, (s, s))
+    grid, visible = warp_from_first(path, s)
+    grid = grid.to(image)
+    frames = []
+    for t in range(num_frames):
+        g = grid[t][None].expand(b, -1, -1, -1)
+        padding = "border" if fill == "edge" else "zeros"
+        frame = F.grid_sample(image, g, mode="bilinear", padding_mode=padding, align_corners=False)
+        if fill == "black":                      # zeros padding blends towards 0 (grey): make it black
+            frame = torch.where(visible[t].to(image.device), frame, torch.full_like(frame, -1.0))
+        elif fill == "inpaint":
+            frame = torch.stack([_inpaint(f.cpu(), ~visible[t]).to(image) for f in frame])
+        frames.append(frame)
     return torch.stack(frames, dim=2)
