@@ -120,3 +120,50 @@ def test_scores_see_a_generated_clip_that_drops_the_photograph():
     assert score["first_psnr"] < 20 and score["kept_psnr"] < 20 and score["last_correlation"] < 0.5
     perfect = camera_clip_scores(clip, clip, data.path(0)[2])
     assert perfect["revealed_psnr"] == 100.0 and math.isclose(perfect["revealed_ssim"], 1.0, abs_tol=1e-5)
+
+
+def test_animate_photo_keeps_the_photograph_and_fills_only_what_comes_into_view(tmp_path):
+    from vdlearn import pretrained
+    from vdlearn.nn.video_dit import VideoDiT
+    from vdlearn.vae import FrameVAE
+    from vdlearn.video.camera import animate_photo, camera_condition, camera_flow_loss, motion_warp
+
+    torch.manual_seed(0)
+    vae = FrameVAE(3, 4, 4, width=8, image_size=32).eval()
+    kwargs = dict(in_channels=4, frames=4, size=8, patch=2, tubelet=4, dim=16, depth=1, heads=2, cond_channels=5,
+                  num_classes=len(CAMERA_MOTIONS))
+    model = VideoDiT(**kwargs).eval()
+    for p in model.parameters():
+        p.data += 0.05 * torch.randn_like(p)
+    image = CameraClips(2, frames=1, size=32, photos=["coffee"], seed=0).get_batch([0, 1])[0][:, :, 0]
+    clips = animate_photo(model, vae, image, ["pan_left", "zoom_out"], steps=2)
+    assert clips.shape == (2, 3, 4, 32, 32) and torch.equal(clips[:, :, 0], image)
+    own = animate_photo(model, vae, image, ["pan_left", "zoom_out"], steps=2, keep_given=False,
+                        generator=torch.Generator().manual_seed(1))
+    again = animate_photo(model, vae, image, ["pan_left", "zoom_out"], steps=2, generator=torch.Generator().manual_seed(1))
+    _, visible = motion_warp(CAMERA_MOTIONS.index("pan_left"), 4, 32)
+    assert torch.equal(again[0][:, ~visible], own[0][:, ~visible])       # the network fills what comes into view
+    assert not torch.allclose(again[0][:, 1:][:, visible[1:]], own[0][:, 1:][:, visible[1:]])
+    assert camera_clip_scores(again[0], again[0], camera_path(["pan_left"], torch.zeros(1, 2), torch.tensor([16.0]),
+                                                              4, 32, (32, 32)))["kept_psnr"] == 100.0
+    cond = camera_condition(torch.randn(2, 4, 8, 8), torch.tensor([6, 0]), 4)
+    assert cond.shape == (2, 5, 4, 8, 8) and (cond[0, 4] == 1).all() and not (cond[1, 4, 1:] == 1).all()
+    loss = camera_flow_loss(model.train(), (torch.randn(3, 4, 4, 8, 8), torch.tensor([0, 4, 6])))
+    loss.backward()
+    assert loss.item() > 0 and model.label_embed.weight.grad is not None
+    with pytest.raises(ValueError, match="unknown camera motion 'orbit'"):
+        animate_photo(model, vae, image, "orbit")
+    with pytest.raises(ValueError, match="this model makes 32x32 frames"):
+        animate_photo(model, vae, torch.zeros(1, 3, 64, 64), "pan_left")
+
+    pretrained.save_pretrained(vae, "tiny_vae", lesson=8, builder="vdlearn.vae:FrameVAE",
+                               kwargs=dict(in_channels=3, latent_channels=4, downsample=4, width=8, image_size=32),
+                               trained="test", folder=tmp_path)
+    sampling = {"kind": "camera_video", "shape": [3, 4, 32, 32], "sampler": "flow-euler", "steps": 2,
+                "vae": "tiny_vae", "classes": list(CAMERA_MOTIONS)}
+    pretrained.save_pretrained(model, "tiny_camera", lesson=8, builder="vdlearn.nn.video_dit:VideoDiT",
+                               kwargs=kwargs, trained="test", sampling=sampling, folder=tmp_path)
+    made = pretrained.sample("tiny_camera", 2, seed=1, folder=tmp_path, image=image, labels=["pan_left", "zoom_out"])
+    assert torch.allclose(made, again, atol=1e-5)
+    with pytest.raises(ValueError, match="animates a photograph: pass image"):
+        pretrained.sample("tiny_camera", 2, folder=tmp_path)

@@ -31,13 +31,14 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .photos import load_photo
 
-__all__ = ["CAMERA_MOTIONS", "PAN_SPEED", "ZOOM_RATE", "CameraPath", "camera_path", "render_path",
+__all__ = ["CAMERA_MOTIONS", "PAN_SPEED", "ZOOM_RATE", "CameraPath", "camera_path", "shrink_factor", "render_path",
            "warp_from_first", "CameraClips"]
 
 CAMERA_MOTIONS = ("pan_left", "pan_right", "pan_up", "pan_down", "zoom_in", "zoom_out", "static")
@@ -114,13 +115,26 @@ def _shrunk(photo: torch.Tensor, factor: float) -> torch.Tensor:
                          antialias=True, align_corners=False)[0]
 
 
-def render_path(photo: torch.Tensor, path: CameraPath, size: int, clip: int = 0) -> torch.Tensor:
-    """Clip ``clip`` of ``path`` seen in ``photo`` (3, H, W): (3, T, size, size) in [-1, 1]."""
+def shrink_factor(size: int, half: float) -> float:
+    """How much to shrink a photograph before drawing a window of half-width ``half`` at ``size`` pixels:
+    the power of :math:`2^{-1/4}` just above ``size / (2 half)`` (at most 1), so that shrunk copies can be
+    kept and reused."""
+    need = size / (2 * half)
+    if need >= 1:
+        return 1.0
+    return 2 ** (-math.floor(-4 * math.log2(need)) / 4)
+
+
+def render_path(photo: torch.Tensor, path: CameraPath, size: int, clip: int = 0,
+                small: torch.Tensor | None = None) -> torch.Tensor:
+    """Clip ``clip`` of ``path`` seen in ``photo`` (3, H, W): (3, T, size, size) in [-1, 1].
+
+    ``small`` is the photograph already shrunk by :func:`shrink_factor` (to reuse it between clips)."""
     h_p, w_p = photo.shape[-2:]
     if (h_p, w_p) != tuple(path.photo_size):
         raise ValueError(f"the path was made for a photograph of {path.photo_size}, got {(h_p, w_p)}")
-    factor = min(1.0, size / (2 * float(path.half[clip].min())))
-    small = _shrunk(photo, factor)
+    if small is None:
+        small = _shrunk(photo, shrink_factor(size, float(path.half[clip].min())))
     sy, sx = small.shape[-2] / h_p, small.shape[-1] / w_p
     u = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
     vv, uu = torch.meshgrid(u, u, indexing="ij")
@@ -176,6 +190,7 @@ class CameraClips(Dataset):
             raise ValueError(f"scale is a (low, high) fraction of the photograph's shorter side in (0, 0.5), got {scale}")
         self.num_clips, self.frames, self.size = int(num_clips), int(frames), int(size)
         self.scale, self.max_angle, self.seed = tuple(scale), float(max_angle), int(seed)
+        self._shrunk: dict[tuple[int, float], torch.Tensor] = {}     # shrunk copies of the photographs
         for p in self.photos:
             if min(p.shape[-2:]) < size:
                 raise ValueError(f"a photograph of {tuple(p.shape[-2:])} pixels is smaller than the frame size {size}")
@@ -195,23 +210,30 @@ class CameraClips(Dataset):
         half = (self.scale[0] + (self.scale[1] - self.scale[0]) * u[2]) * min(h, w)
         angle = math.radians(self.max_angle) * (2 * u[3] - 1)
         for shrink in (1.0, 0.8, 0.64, 0.5, 0.4, 0.3):     # a smaller window when the path does not fit
-            centre0 = torch.tensor([w / 2, h / 2], dtype=torch.float64)
-            trial = camera_path([motion], centre0[None], torch.tensor([half * shrink]), self.frames, self.size,
+            centre0 = torch.tensor([[w / 2, h / 2]], dtype=torch.float64)
+            trial = camera_path([motion], centre0, torch.tensor([half * shrink]), self.frames, self.size,
                                 (h, w), torch.tensor([angle]))
-            corners = trial.corners()[0].reshape(-1, 2).double() - centre0
-            lo = -corners.min(0).values          # how far the path reaches left/up and right/down of its start
-            hi = torch.tensor([w, h], dtype=torch.float64) - corners.max(0).values
+            corners = (trial.corners()[0].reshape(-1, 2).double() - centre0).numpy()
+            lo = -corners.min(0)                 # how far the path reaches left/up and right/down of its start
+            hi = np.array([w, h]) - corners.max(0)
             if (hi >= lo).all():
-                start = lo + (hi - lo) * u[4:6]
+                start = torch.from_numpy(lo + (hi - lo) * u[4:6].numpy())
                 path = camera_path([motion], start[None], torch.tensor([half * shrink]), self.frames, self.size,
                                    (h, w), torch.tensor([angle]))
                 return photo, motion, path
         raise ValueError(f"photograph {self.photo_names[photo]} is too small for a {self.frames}-frame "
                          f"{CAMERA_MOTIONS[motion]}; use fewer frames or a smaller scale")
 
+    def _small(self, photo: int, factor: float) -> torch.Tensor:
+        key = (photo, factor)
+        if key not in self._shrunk:
+            self._shrunk[key] = _shrunk(self.photos[photo], factor)
+        return self._shrunk[key]
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         photo, motion, path = self.path(int(index))
-        return render_path(self.photos[photo], path, self.size), motion
+        small = self._small(photo, shrink_factor(self.size, float(path.half[0].min())))
+        return render_path(self.photos[photo], path, self.size, small=small), motion
 
     def get_batch(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         items = [self[int(i)] for i in indices]

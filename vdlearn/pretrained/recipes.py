@@ -15,11 +15,13 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ..data import BouncingShapes, DigitImages, reverse_some
+from ..data import CAMERA_MOTIONS, BouncingShapes, CameraClips, DigitImages, reverse_some
 from ..diffusion import diffusion_loss, drop_labels, flow_matching_loss, make_schedule
 from ..files import atomic_write
-from ..metrics import fid_lite, label_agreement, motion_stats, object_constancy, physics_score
+from ..metrics import fid_lite, label_agreement, motion_stats, object_constancy, physics_score, psnr, ssim
+from ..vae import calibrate_scaling_factor, vae_loss
 from ..video import encode_dataset
+from ..video.camera import camera_flow_loss
 from ..video.flow import masked_flow_loss
 from .shipped import builder_class, load_pretrained
 
@@ -46,7 +48,11 @@ class Recipe:
     seed: int = 0
     checkpoint_every: int = 250
     sampling: dict[str, Any] = field(default_factory=dict)
-    evaluate: Callable[[Callable[[int, int], torch.Tensor]], dict[str, float]] | None = None  # sample(n, seed) -> metrics
+    #: run on the trained (EMA) model before it ships, with the run's data: e.g. an autoencoder's latent scale
+    finish: Callable[[nn.Module, Any], None] | None = None
+    #: metrics of the shipped model: given ``sample(n, seed)`` for a generator (a recipe with ``sampling``),
+    #: else given the model itself
+    evaluate: Callable[[Any], dict[str, float]] | None = None
 
     def build(self) -> nn.Module:
         torch.manual_seed(self.seed)
@@ -144,6 +150,74 @@ def _fid(n: int = 500) -> Callable[..., dict[str, float]]:
     return evaluate
 
 
+def _photo_reconstruction(n: int = 512) -> Callable[[nn.Module], dict[str, float]]:
+    """PSNR and SSIM of the autoencoder's reconstructions of ``n`` 64x64 views of the evaluation photographs
+    (:data:`vdlearn.data.photos.EVAL_PHOTOS`, never trained on)."""
+    def evaluate(vae: nn.Module) -> dict[str, float]:
+        from ..data import EVAL_PHOTOS
+        views = CameraClips(n, frames=1, size=64, photos=list(EVAL_PHOTOS), motions=["static"], seed=10_000)
+        clips = views.get_batch(range(n))[0]
+        with torch.no_grad():
+            recon = vae.decode_video(vae.encode_video(clips)).clamp(-1, 1)
+        return {"psnr": round(float(psnr(recon, clips).mean()), 2), "ssim": round(float(ssim(recon, clips).mean()), 4),
+                "views": n}
+    return evaluate
+
+
+def _camera_latents(num_clips: int, vae: str) -> Callable[[Path], TensorDataset]:
+    """``num_clips`` camera clips of the training photographs (8 frames of 64x64) encoded by ``vae``, and their
+    motions: batches ``[latents, motions]``."""
+    def make(folder: Path) -> TensorDataset:
+        clips = CameraClips(num_clips, frames=8, size=64, seed=0)
+        latents = _cached(folder, "latents.pt", lambda: encode_dataset(load_pretrained(vae), clips, batch_size=64))
+        motions = _cached(folder, "motions.pt", lambda: torch.tensor([clips.path(i)[1] for i in range(num_clips)]))
+        return TensorDataset(latents, motions)
+    return make
+
+
+def _camera_metrics(n: int = 140) -> Callable[..., dict[str, float]]:
+    """Every camera motion on ``n / 7`` views of the evaluation photographs (never trained on): is the
+    requested motion the estimated one, what the model invents where the view opens against the truth and
+    the Ken Burns baselines, and how its own frames keep the photograph."""
+    def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
+        import numpy as np
+        from ..data import CAMERA_MOTIONS, EVAL_PHOTOS
+        from ..metrics import camera_clip_scores, estimate_camera_motion
+        from ..video.baselines import ken_burns
+        per = n // len(CAMERA_MOTIONS)
+        truths, paths, motions = [], [], []
+        for k, name in enumerate(CAMERA_MOTIONS):
+            views = CameraClips(per, frames=8, size=64, photos=list(EVAL_PHOTOS), motions=[name], seed=10_000 + k)
+            for i in range(per):
+                truths.append(views[i][0])
+                paths.append(views.path(i)[2])
+                motions.append(name)
+        truth, n = torch.stack(truths), len(truths)
+        image = truth[:, :, 0]
+        made = sample(n, 0, image=image, labels=motions)
+        own = sample(n, 0, image=image, labels=motions, keep_given=False)
+        scores = {key: [] for key in ("model", "own", "edge", "inpaint")}
+        for i in range(n):
+            scores["model"].append(camera_clip_scores(made[i], truth[i], paths[i]))
+            scores["own"].append(camera_clip_scores(own[i], truth[i], paths[i]))
+            for fill in ("edge", "inpaint"):
+                moved = ken_burns(image[i:i + 1], motions[i], 8, fill=fill)[0]
+                scores[fill].append(camera_clip_scores(moved, truth[i], paths[i]))
+
+        def mean(key: str, field: str) -> float:
+            values = [s[field] for s in scores[key] if not np.isnan(s[field])]
+            return round(float(np.mean(values)), 3)
+
+        estimated = estimate_camera_motion(made)["motion"]
+        return {"motion_accuracy": round(float(np.mean([e == m for e, m in zip(estimated, motions)])), 4),
+                "revealed_psnr": mean("model", "revealed_psnr"), "revealed_psnr_edge": mean("edge", "revealed_psnr"),
+                "revealed_psnr_inpaint": mean("inpaint", "revealed_psnr"),
+                "revealed_ssim": mean("model", "revealed_ssim"), "revealed_ssim_edge": mean("edge", "revealed_ssim"),
+                "own_kept_psnr": mean("own", "kept_psnr"), "own_last_correlation": mean("own", "last_correlation"),
+                "last_correlation": mean("model", "last_correlation"), "clips": n}
+    return evaluate
+
+
 _UNET06 = {"in_channels": 1, "base_channels": 16, "channel_mults": [1, 2, 4], "attention_levels": [2],
            "num_res_blocks": 1, "num_classes": 10}
 _DIGITS06 = dict(builder="vdlearn.nn:UNet2D", kwargs=_UNET06, data=lambda folder: DigitImages(20_000, seed=0),
@@ -163,6 +237,32 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            summary="the same, flow matching with t drawn uniformly",
            sampling={"kind": "image", "shape": [1, 28, 28], "objective": "flow", "time_scale": 1000,
                      "sampler": "flow-heun", "steps": 10, "guidance_scale": 1.0}),
+    Recipe(
+        name="08_photo_vae", lesson=8,
+        summary="a FrameVAE (4x downsampling, 4 latent channels) of 64x64 views of the training photographs, "
+                "at random places, scales and small rotations; beta 0.1, calibrated Gaussian decoder",
+        builder="vdlearn.vae:FrameVAE",
+        kwargs={"in_channels": 3, "latent_channels": 4, "downsample": 4, "width": 16, "image_size": 64},
+        data=lambda folder: CameraClips(1_000_000, frames=1, size=64, motions=["static"], seed=0),
+        loss=lambda model, batch: vae_loss(model, batch, beta=0.1), num_steps=4_000, batch_size=32, lr=1e-3,
+        warmup_steps=100, decay_steps=1_000, ema_decay=0.999, evaluate=_photo_reconstruction(),
+        finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=1024),
+    ),
+    Recipe(
+        name="08_camera_dit_photos", lesson=8,
+        summary="camera-controlled image to video: 8 frames of 64x64 moving through the training photographs "
+                "(pan left/right/up/down, zoom in/out, still), in the photo VAE's latents (4x16x16 a frame); a "
+                "video DiT told the first frame's latent warped to every frame, where it lands, and the motion; "
+                "flow matching on the frames after the first",
+        builder="vdlearn.nn.video_dit:VideoDiT",
+        kwargs={"in_channels": 4, "frames": 8, "size": 16, "patch": 2, "tubelet": 8, "dim": 128, "depth": 8,
+                "heads": 4, "cond_channels": 5, "num_classes": 7},
+        data=_camera_latents(16_384, "08_photo_vae"), loss=camera_flow_loss, num_steps=6_000, batch_size=16,
+        lr=5e-4, warmup_steps=200, decay_steps=1_500, ema_decay=0.999,
+        sampling={"kind": "camera_video", "shape": [3, 8, 64, 64], "sampler": "flow-euler", "steps": 20,
+                  "vae": "08_photo_vae", "guidance_scale": 1.0, "classes": list(CAMERA_MOTIONS)},
+        evaluate=_camera_metrics(),
+    ),
     Recipe(
         name="07_latent_dit_shapes", lesson=7,
         summary="BouncingShapes 8x32x32 in the FrameVAE's latents (4x8x8 a frame); a video DiT whose tokens "

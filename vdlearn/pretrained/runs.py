@@ -102,9 +102,17 @@ def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int 
     folder = Path(folder or checkpoint_dir())
     trained = (f"by `python -m vdlearn pretrain {name}`: {total:,} steps of {recipe.batch_size} in "
                f"{sittings.hours:.1f} h on {sittings.records[-1]['machine']}")
-    save_pretrained(result.best_model.cpu().eval(), name, lesson=recipe.lesson, builder=recipe.builder,
+    trained_model = result.best_model.cpu().eval()
+    if recipe.finish is not None:
+        recipe.finish(trained_model, data)
+    save_pretrained(trained_model, name, lesson=recipe.lesson, builder=recipe.builder,
                     kwargs=recipe.kwargs, trained=trained, sampling=recipe.sampling, folder=folder)
-    metrics = recipe.evaluate(lambda n, seed: sample(name, n, seed, folder=folder)) if recipe.evaluate else {}
+    if recipe.evaluate is None:
+        metrics = {}
+    elif recipe.sampling:                 # a generator is judged by what the public API samples from it
+        metrics = recipe.evaluate(lambda n, seed, **condition: sample(name, n, seed, folder=folder, **condition))
+    else:                                 # a model other models use (an autoencoder) is judged by itself
+        metrics = recipe.evaluate(load_pretrained(name, folder))
     entries = manifest(folder)
     entries[name]["pretrain"] = {"steps": total, "hours": round(sittings.hours, 2),
                                  "machine": sittings.records[-1]["machine"], "metrics": metrics,

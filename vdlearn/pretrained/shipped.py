@@ -150,7 +150,8 @@ def save_pretrained(model: nn.Module, name: str, *, lesson: int, builder: str, k
 CONDITIONS = {"image": ("labels",), "video": (), "latent_video": (),
               "masked_video": ("image", "context", "first", "last"),
               "latent_flow_video": ("image", "context", "first", "last", "labels"),
-              "flow_video": ("image", "context", "first", "last", "labels")}
+              "flow_video": ("image", "context", "first", "last", "labels"),
+              "camera_video": ("image", "labels", "keep_given")}
 
 
 @torch.no_grad()
@@ -170,7 +171,10 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
       (``latent_flow_video``) also takes ``image``, ``context`` or ``first`` and ``last``, and samples
       unconditionally without them. A class-conditional one also takes ``labels`` (n,): class indices
       or names from its recipe's ``classes`` (e.g. ``"red triangle"``; default: the classes in turn)
-      and ``guidance_scale`` (default: its recipe's).
+      and ``guidance_scale`` (default: its recipe's);
+    - a camera-controlled image-to-video model (``camera_video``) takes ``image`` (n, 3, S, S), required,
+      and ``labels``: camera motions by name (``"pan_left"``, ``"zoom_in"``, ...; default: each in turn);
+      ``keep_given=False`` returns the network's frames without the photograph's pixels put back.
 
     A condition the model was not trained for is an error that lists the ones it takes.
     """
@@ -195,6 +199,19 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
     generator = torch.Generator().manual_seed(seed)
     model = load_pretrained(name, folder)
     shape = tuple(recipe["shape"])
+    if kind == "camera_video":
+        from ..video.camera import animate_photo
+        if "image" not in condition:
+            raise ValueError(f"{name!r} animates a photograph: pass image=(n, 3, S, S) in [-1, 1] (e.g. "
+                             "vdlearn.videoio.load_image(path, size=64)) and labels=camera motion(s)")
+        image = torch.as_tensor(condition["image"], dtype=torch.float32)
+        if image.ndim != 4 or image.shape[0] != n:
+            raise ValueError(f"image must be (n, 3, S, S) = ({n}, 3, S, S), got shape {tuple(image.shape)}")
+        motions = condition.get("labels")
+        motions = [recipe["classes"][i % len(recipe["classes"])] for i in range(n)] if motions is None else motions
+        vae = load_pretrained(recipe["vae"], folder)
+        return animate_photo(model, vae, image, motions, steps=steps or recipe["steps"], guidance_scale=guidance,
+                             keep_given=bool(condition.get("keep_given", True)), generator=generator)
     if kind in ("flow_video", "latent_flow_video"):
         if sampler not in (None, "flow-euler"):
             raise ValueError(f"{name!r} is a flow-matching model sampled with 'flow-euler'; got sampler={sampler!r}")

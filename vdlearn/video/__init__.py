@@ -11,8 +11,9 @@
 - :mod:`.edit`: SDEdit, editing a clip by partial noising and denoising;
 - :mod:`.latent`: latent video diffusion over a FrameVAE's latents;
 - :mod:`.flow`: flow matching of clips with given frames (one velocity model for every task);
+- :mod:`.camera`: camera-controlled image to video: a photograph and a camera motion in, a clip out;
 - :mod:`.baselines`: the classical methods every model must beat (copy, constant velocity,
-  optical flow, designed motion).
+  optical flow, designed motion, Ken Burns).
 
     model = MaskedVideoDiffusion(channels=3, frames=8, base_channels=32, channel_mults=(1, 2))
     loss = masked_diffusion_loss(model, clips, schedule)
