@@ -5,8 +5,12 @@
 * :mod:`.linear_gaussian`: a model whose evidence and posterior are exact;
 * :mod:`.models`: ``MLPVAE``, ``ConvVAE``, ``FrameVAE``;
 * :mod:`.fitting`: the training loss, held-out bounds, the latent scaling factor;
-* :mod:`.video`: frames in, latent interpolations and walks out.
+* :mod:`.video`: frames in, latent interpolations and walks out;
+* :mod:`.causal`: ``CausalVideoVAE``, a causal 3D VAE that compresses time too (the first frame
+  alone, chunked encoding with a feature cache), with its loss and latent scaling for whole clips.
 """
+from .causal import (CausalConv3d, CausalVideoVAE, calibrate_video_scaling_factor, causal_pad, decode_chunked,
+                     encode_chunked, video_vae_loss)
 from .fitting import calibrate_scaling_factor, evaluate_elbo, vae_loss
 from .gradients import pathwise_gradient, score_function_gradient
 from .linear_gaussian import LinearGaussian
@@ -25,4 +29,6 @@ __all__ = [
     "calibrate_scaling_factor",
     "slerp", "interpolate_latents", "pixel_crossfade", "latent_interpolation_video",
     "latent_traversal", "latent_walk_video", "reconstruct_video",
+    "causal_pad", "CausalConv3d", "CausalVideoVAE", "encode_chunked", "decode_chunked", "video_vae_loss",
+    "calibrate_video_scaling_factor",
 ]

@@ -1,0 +1,297 @@
+"""Tests of the causal 3D video VAE (vdlearn.vae.causal, lesson 09)."""
+import pytest
+import torch
+
+from vdlearn.vae import vae_loss
+from vdlearn.vae.causal import (CausalConv3d, CausalVideoVAE, FrameGroupNorm, TimeDownsample, TimeUpsample,
+                                calibrate_video_scaling_factor, causal_pad, chunk_lengths, decode_chunked,
+                                encode_chunked, video_vae_loss)
+
+
+def tiny(temporal_down: int = 2, **kwargs) -> CausalVideoVAE:
+    torch.manual_seed(0)
+    return CausalVideoVAE(in_channels=3, latent_channels=4, width=8, temporal_down=temporal_down,
+                          image_size=16, **kwargs).eval()
+
+
+def clips(b: int, t: int, size: int = 16, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, 3, t, size, size, generator=g) * 2 - 1
+
+
+# -- causal padding and convolution -------------------------------------------------------------------------
+def test_causal_pad_replicates_the_first_frame_or_puts_the_past_in_front():
+    x = torch.arange(3.0).view(1, 1, 3, 1, 1)
+    assert causal_pad(x, 2).flatten().tolist() == [0, 0, 0, 1, 2]
+    past = torch.tensor([7.0, 8.0]).view(1, 1, 2, 1, 1)
+    assert causal_pad(x, 2, past).flatten().tolist() == [7, 8, 0, 1, 2]
+
+
+def test_causal_conv_sees_only_the_past_and_keeps_the_frame_count():
+    torch.manual_seed(0)
+    conv = CausalConv3d(2, 3, (3, 3, 3))
+    x = torch.randn(1, 2, 7, 5, 5)
+    y = conv(x)
+    assert y.shape == (1, 3, 7, 5, 5)
+    x2 = x.clone()
+    x2[:, :, 4] += 1.0
+    y2 = conv(x2)
+    assert torch.equal(y[:, :, :4], y2[:, :, :4])
+    assert not torch.allclose(y[:, :, 4:], y2[:, :, 4:])
+
+
+def test_strided_causal_conv_keeps_the_first_frame_alone():
+    conv = CausalConv3d(1, 1, (3, 1, 1), stride=(2, 1, 1))
+    for t, want in [(1, 1), (3, 2), (9, 5), (17, 9)]:
+        assert conv(torch.randn(1, 1, t, 2, 2)).shape[2] == want
+    x = torch.randn(1, 1, 9, 2, 2)
+    x2 = x.clone()
+    x2[:, :, 1:] = 0.0  # output 0 depends on frame 0 alone
+    assert torch.equal(conv(x)[:, :, 0], conv(x2)[:, :, 0])
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_causal_conv_chunked_equals_whole(stride):
+    torch.manual_seed(0)
+    conv = CausalConv3d(2, 2, (3, 3, 3), stride=(stride, 1, 1))
+    x = torch.randn(1, 2, 13, 4, 4)
+    cache = {}
+    parts = [conv(c, cache) for c in x.split([1, 4, 4, 4], dim=2)]
+    torch.testing.assert_close(torch.cat(parts, dim=2), conv(x), atol=1e-6, rtol=0)
+    assert cache[conv].shape[2] == 3 - stride  # the context kept for the next chunk: k_t - s_t frames
+
+
+def test_misaligned_chunk_is_an_error():
+    conv = CausalConv3d(1, 1, (3, 1, 1), stride=(2, 1, 1))
+    cache = {}
+    conv(torch.randn(1, 1, 1, 2, 2), cache)
+    with pytest.raises(ValueError, match="multiple of 2"):
+        conv(torch.randn(1, 1, 3, 2, 2), cache)
+
+
+def test_frame_group_norm_normalises_each_frame_alone():
+    norm = FrameGroupNorm(2, 4)
+    x = torch.randn(2, 4, 5, 3, 3)
+    x[:, :, 3:] *= 100.0  # loud later frames must not change how earlier ones are normalised
+    torch.testing.assert_close(norm(x)[:, :, :3], norm(x[:, :, :3]))
+
+
+def test_time_resampling_starts_as_pooling_and_repetition():
+    x = torch.randn(1, 4, 5, 2, 2)
+    down = TimeDownsample(4)(x)
+    torch.testing.assert_close(down[:, :, 0], x[:, :, 0])
+    torch.testing.assert_close(down[:, :, 1], (x[:, :, 1] + x[:, :, 2]) / 2)
+    up = TimeUpsample(4)(x)
+    assert up.shape[2] == 9
+    torch.testing.assert_close(up[:, :, 0], x[:, :, 0])
+    torch.testing.assert_close(up[:, :, 3], x[:, :, 2])
+
+
+# -- shapes and the frame-count rule -------------------------------------------------------------------------
+@pytest.mark.parametrize("t,latent_t", [(1, 1), (9, 5), (17, 9)])
+def test_shapes(t, latent_t):
+    vae = tiny()
+    with torch.no_grad():
+        mu, logvar = vae.encode(clips(2, t))
+        assert mu.shape == logvar.shape == (2, 4, latent_t, 4, 4)
+        assert vae.decode(mu).shape == (2, 3, t, 16, 16)
+        assert vae(clips(2, t)).decoder_out.shape == (2, 3, t, 16, 16)
+    assert vae.latent_shape_for(t, 16) == (4, latent_t, 4, 4)
+
+
+def test_sixteen_frames_are_padded_to_seventeen_and_cropped_back():
+    vae = tiny()
+    x = clips(2, 16)
+    with torch.no_grad():
+        mu, _ = vae.encode(x)
+        assert mu.shape[2] == 9
+        # the rule: repeat the last frame once, 16 -> 17
+        torch.testing.assert_close(mu, vae.encode(torch.cat([x, x[:, :, -1:]], dim=2))[0])
+        assert vae.decode(mu).shape[2] == 17
+        assert vae.decode(mu, frames=16).shape[2] == 16
+        assert vae(x).decoder_out.shape == x.shape
+        assert vae.reconstruct(x).shape == x.shape
+        assert vae.decode_video(vae.encode_video(x), frames=16).shape == x.shape
+        with pytest.raises(ValueError, match="15"):
+            vae.decode(mu, frames=15)
+    assert vae.latent_frames(16) == 9 and vae.video_frames(9) == 17
+
+
+def test_four_times_in_time():
+    vae = tiny(temporal_down=4)
+    with torch.no_grad():
+        mu, _ = vae.encode(clips(1, 17))
+        assert mu.shape[2] == 5
+        assert vae.decode(mu).shape[2] == 17
+        assert vae.encode(clips(1, 16))[0].shape[2] == 5
+    assert vae.compression_ratio() == pytest.approx(3 * 16 * 4 / 4)
+
+
+def test_image_is_a_one_frame_video_and_the_first_latent_of_any_clip_starting_with_it():
+    vae = tiny()
+    video = clips(2, 9)
+    with torch.no_grad():
+        z_img, _ = vae.encode(video[:, :, :1])
+        assert z_img.shape == (2, 4, 1, 4, 4)
+        assert vae.decode_video(z_img, scaled=False).shape == (2, 3, 1, 16, 16)
+        torch.testing.assert_close(vae.encode(video)[0][:, :, :1], z_img, atol=1e-6, rtol=0)
+
+
+def test_a_still_clip_encodes_to_the_image_latent_at_every_time():
+    # the replicated padding makes an image look like a clip that has always been still
+    vae = tiny()
+    image = clips(1, 1)
+    with torch.no_grad():
+        z_img = vae.encode(image)[0]
+        z_still = vae.encode(image.expand(-1, -1, 9, -1, -1))[0]
+    torch.testing.assert_close(z_still, z_img.expand_as(z_still), atol=1e-5, rtol=0)
+
+
+def test_sample_draws_clips_of_the_configured_length():
+    vae = tiny(frames=16)
+    assert vae.latent_shape == (4, 9, 4, 4)
+    assert vae.sample(2, generator=torch.Generator().manual_seed(0)).shape == (2, 3, 16, 16, 16)
+
+
+# -- causality of the whole model ------------------------------------------------------------------------------
+@pytest.mark.parametrize("s", [2, 4])
+def test_encoder_is_causal(s):
+    vae = tiny(temporal_down=s)
+    x = clips(1, 17)
+    t = 5
+    x2 = x.clone()
+    x2[:, :, t] = -x2[:, :, t]
+    with torch.no_grad():
+        z, z2 = vae.encode(x)[0], vae.encode(x2)[0]
+    first_affected = -(-t // s)  # latent j covers frames <= j s
+    torch.testing.assert_close(z[:, :, :first_affected], z2[:, :, :first_affected], atol=1e-6, rtol=0)
+    assert (z[:, :, first_affected] - z2[:, :, first_affected]).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("s", [2, 4])
+def test_decoder_is_causal(s):
+    vae = tiny(temporal_down=s)
+    g = torch.Generator().manual_seed(1)
+    z = torch.randn(1, 4, 5, 4, 4, generator=g)
+    j = 3
+    z2 = z.clone()
+    z2[:, :, j] += 1.0
+    with torch.no_grad():
+        x, x2 = vae.decode(z), vae.decode(z2)
+    first_affected = (j - 1) * s + 1  # latent j decodes to frames (j-1)s+1 .. js
+    torch.testing.assert_close(x[:, :, :first_affected], x2[:, :, :first_affected], atol=1e-6, rtol=0)
+    assert (x[:, :, first_affected] - x2[:, :, first_affected]).abs().max() > 1e-4
+
+
+# -- chunked encoding and decoding -----------------------------------------------------------------------------
+def test_chunk_lengths():
+    assert chunk_lengths(17, 8) == [1, 8, 8]
+    assert chunk_lengths(65, 24) == [1, 24, 24, 16]
+    assert chunk_lengths(1, 8) == [1]
+
+
+@pytest.mark.parametrize("s,t,chunk", [(2, 65, 8), (2, 64, 6), (4, 65, 8)])
+def test_chunked_equals_whole(s, t, chunk):
+    vae = tiny(temporal_down=s)
+    x = clips(1, t, seed=3)
+    with torch.no_grad():
+        mu, logvar = vae.encode(x)
+        mu_c, logvar_c = encode_chunked(vae, x, chunk)
+        torch.testing.assert_close(mu_c, mu, atol=1e-5, rtol=0)
+        torch.testing.assert_close(logvar_c, logvar, atol=1e-5, rtol=0)
+        torch.testing.assert_close(vae.encode_video(x, chunk_frames=chunk), vae.encode_video(x), atol=1e-5, rtol=0)
+        torch.testing.assert_close(decode_chunked(vae, mu, chunk), vae.decode(mu), atol=1e-5, rtol=0)
+        torch.testing.assert_close(vae.decode_video(mu, chunk_frames=chunk, frames=t),
+                                   vae.decode_video(mu, frames=t), atol=1e-5, rtol=0)
+
+
+def test_chunk_frames_must_be_a_multiple_of_the_time_stride():
+    vae = tiny()
+    with pytest.raises(ValueError, match="multiple of temporal_down=2"):
+        encode_chunked(vae, clips(1, 9), 3)
+    with pytest.raises(ValueError, match="multiple of temporal_down=2"):
+        decode_chunked(vae, torch.zeros(1, 4, 5, 4, 4), 5)
+
+
+# -- errors a person can act on --------------------------------------------------------------------------------
+@pytest.mark.parametrize("x,match", [
+    (torch.zeros(2, 3, 16, 16), r"unsqueeze\(2\)"),                        # images without a time axis
+    (torch.zeros(3, 9, 16, 16), r"4-D"),                                    # one clip without a batch axis
+    (torch.zeros(16, 16), r"2-D tensor"),
+    (torch.zeros(1, 1, 9, 16, 16), r"1 channels.*in_channels=1"),
+    (torch.zeros(1, 9, 3, 16, 16), r"9 channels.*transpose\(1, 2\)"),      # (B, T, C, H, W)
+    (torch.zeros(1, 3, 9, 18, 16), r"multiples of spatial_down=4; got 18x16"),
+    (torch.full((1, 3, 9, 16, 16), 255.0), r"\[-1, 1\].*127.5"),
+    (torch.zeros(1, 3, 9, 16, 16, dtype=torch.uint8), r"uint8.*127.5"),
+    (torch.full((1, 3, 9, 16, 16), float("nan")), r"NaN"),
+])
+def test_bad_inputs_say_what_was_expected(x, match):
+    vae = tiny()
+    with pytest.raises(ValueError, match=match):
+        vae.encode(x)
+    with pytest.raises(ValueError, match=match):
+        vae.encode_video(x)
+
+
+def test_bad_latents_and_settings():
+    vae = tiny()
+    with pytest.raises(ValueError, match=r"\(B, 4, t, h, w\)"):
+        vae.decode(torch.zeros(1, 3, 5, 4, 4))
+    with pytest.raises(ValueError, match="batch axis"):
+        vae.decode_video(torch.zeros(4, 5, 4, 4))
+    with pytest.raises(ValueError, match="temporal_down"):
+        CausalVideoVAE(temporal_down=3)
+    with pytest.raises(ValueError, match="spatial_down"):
+        CausalVideoVAE(spatial_down=16)
+    with pytest.raises(ValueError, match="stride"):
+        CausalConv3d(1, 1, 3, stride=(1, 2, 2))
+
+
+# -- training, scaling --------------------------------------------------------------------------------------
+def test_frame_vae_loss_points_to_the_video_loss():
+    # vae_loss cuts videos into frames (right for a FrameVAE); for this model it must say what to use
+    with pytest.raises(ValueError, match="video_vae_loss"):
+        vae_loss(tiny(), clips(2, 9))
+
+
+def test_video_vae_loss_trains():
+    vae = tiny().train()
+    x = clips(2, 9)
+    opt = torch.optim.Adam(vae.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(8):
+        loss, metrics = video_vae_loss(vae, x, beta=0.1)
+        assert set(metrics) == {"neg_elbo", "recon", "kl"}
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    # a batch that does not fit 1 + s k frames trains too (padded, cropped back), as (clips, labels)
+    loss, _ = video_vae_loss(vae, (clips(2, 8), torch.zeros(2)))
+    assert torch.isfinite(loss)
+
+
+def test_bernoulli_likelihood():
+    vae = tiny(likelihood="bernoulli")
+    x = clips(1, 9)
+    loss, _ = video_vae_loss(vae, x)
+    assert torch.isfinite(loss)
+    out = vae.decode_video(vae.encode_video(x))
+    assert out.shape == x.shape and out.abs().max() <= 1
+
+
+def test_scaling_factor_is_saved_and_used():
+    vae = tiny()
+    assert "scaling_factor" in vae.state_dict()
+    data = clips(6, 9)
+    factor = calibrate_video_scaling_factor(vae, data, batch_size=4)
+    with torch.no_grad():
+        raw = vae.encode_video(data, scaled=False)
+        torch.testing.assert_close(raw.std() * factor, torch.tensor(1.0), atol=1e-4, rtol=0)
+        torch.testing.assert_close(vae.encode_video(data), raw * factor)
+        torch.testing.assert_close(vae.decode_video(raw * factor), vae.decode_video(raw, scaled=False))
+        torch.testing.assert_close(vae.encode_video(data, chunk_size=9), vae.encode_video(data))
+    other = tiny()
+    other.load_state_dict(vae.state_dict())
+    assert other.scaling_factor.item() == pytest.approx(factor)
