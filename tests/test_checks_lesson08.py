@@ -69,3 +69,42 @@ def test_sdedit_start_right_and_wrong():
 
     with pytest.raises(ExerciseError, match="outside"):
         checks.check_sdedit_start(unchecked)
+
+
+def test_warp_condition_right_and_wrong():
+    from vdlearn.video.camera import warp_condition
+    checks.check_warp_condition(warp_condition)
+
+    def unmasked(z0, grid, visible):              # the border smear where the view opens is left in
+        out = warp_condition(z0, grid, torch.ones_like(visible))
+        out[:, -1] = visible.float()
+        return out
+
+    with pytest.raises(ExerciseError, match="multiply the warped latents by the mask"):
+        checks.check_warp_condition(unmasked)
+
+    def not_warped(z0, grid, visible):            # z0 copied to every frame
+        frames = grid.shape[1]
+        m = visible.float()[:, None]
+        return torch.cat([z0[:, :, None].expand(-1, -1, frames, -1, -1) * m, m], dim=1)
+
+    with pytest.raises(ExerciseError, match="own grid"):
+        checks.check_warp_condition(not_warped)
+
+    def no_mask(z0, grid, visible):
+        return warp_condition(z0, grid, visible)[:, :-1]
+
+    with pytest.raises(ExerciseError, match="shape"):
+        checks.check_warp_condition(no_mask)
+
+    def corners(z0, grid, visible):               # align_corners=True: a sub-pixel shift everywhere
+        b, c, h, w = z0.shape
+        t = grid.shape[1]
+        rep = z0[:, None].expand(-1, t, -1, -1, -1).reshape(b * t, c, h, w)
+        warped = torch.nn.functional.grid_sample(rep, grid.reshape(b * t, h, w, 2), align_corners=True,
+                                                 padding_mode="border").reshape(b, t, c, h, w).transpose(1, 2)
+        m = visible.float()[:, None]
+        return torch.cat([warped * m, m], dim=1)
+
+    with pytest.raises(ExerciseError, match="align_corners=False"):
+        checks.check_warp_condition(corners)

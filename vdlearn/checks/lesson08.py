@@ -8,10 +8,12 @@ import torch
 from ..diffusion.schedules import make_schedule
 from ..metrics.psnr_ssim import best_of_k, psnr
 from ..video.edit import sdedit_start as reference_sdedit_start
+from ..video.camera import motion_warp
+from ..video.camera import warp_condition as reference_warp_condition
 from ..video.masked_model import model_input as reference_model_input
 from . import exercise, expect, expect_close, expect_shape
 
-__all__ = ["check_model_input", "check_best_of_k_psnr", "check_sdedit_start"]
+__all__ = ["check_model_input", "check_best_of_k_psnr", "check_sdedit_start", "check_warp_condition"]
 
 
 def _clips(b: int = 2, c: int = 3, t: int = 5, s: int = 4, seed: int = 0) -> torch.Tensor:
@@ -98,3 +100,31 @@ def check_sdedit_start(sdedit_start) -> None:
         except ValueError:
             continue
         expect(False, f"strength {bad} is outside [0, 1]: raise a ValueError that says so.")
+
+
+@exercise("08.warp_condition")
+def check_warp_condition(warp_condition) -> None:
+    """[m * z0 warped to every frame, m]: the condition of the camera-controlled model."""
+    g = torch.Generator().manual_seed(3)
+    z0 = torch.randn(2, 4, 8, 8, generator=g)
+    pans = [motion_warp(1, 5, 8), motion_warp(5, 5, 8)]               # pan_right and zoom_out
+    grid, visible = torch.stack([p[0] for p in pans]), torch.stack([p[1] for p in pans])
+    got = warp_condition(z0, grid, visible)
+    expect_shape(got, (2, 5, 5, 8, 8), "warp_condition(z0 (2, 4, 8, 8), grid (2, 5, 8, 8, 2), visible (2, 5, 8, 8))")
+    want = reference_warp_condition(z0, grid, visible)
+    expect(torch.allclose(got[:, 4], visible.float()),
+           "the last channel must be the mask itself: 1 where the first frame shows the pixel, 0 where it comes into "
+           "view (visible[:, None] as float, appended after the c latent channels).")
+    expect(torch.allclose(got[:, :4, 0], z0, atol=1e-5),
+           "frame 0 must be z0 itself: its grid is the identity. Check that grid_sample gets the grid of each frame "
+           "(B*T, h, w, 2) and align_corners=False, the convention vdlearn.data.camera uses.")
+    hidden = ~visible[:, None].expand(-1, 4, -1, -1, -1)
+    expect((got[:, :4][hidden] == 0).all(),
+           "where the first frame does not show the pixel the latent channels must be 0: multiply the warped "
+           "latents by the mask.")
+    seen = visible[:, 3, None].expand(-1, 4, -1, -1)
+    expect(not torch.allclose(got[:, :4, 3][seen], z0[seen], atol=1e-3),
+           "later frames are z0 unchanged: warp each frame with its own grid, grid[:, t].")
+    expect_close(got, want, what="the warped latents", atol=1e-5,
+                 hint="bilinear grid_sample of z0 with each frame's grid (mode='bilinear', padding_mode='border', "
+                      "align_corners=False), times the mask.")

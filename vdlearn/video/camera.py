@@ -33,7 +33,7 @@ from ..diffusion.guidance import drop_labels
 from .flow import guided_velocity
 from .latent import decode_clips, encode_clips
 
-__all__ = ["motion_indices", "motion_warp", "camera_condition", "camera_flow_loss", "animate_photo"]
+__all__ = ["motion_indices", "motion_warp", "warp_condition", "camera_condition", "camera_flow_loss", "animate_photo"]
 
 
 def motion_indices(motions: str | int | Sequence[str | int] | torch.Tensor, n: int) -> torch.Tensor:
@@ -60,19 +60,27 @@ def motion_warp(motion: int, frames: int, size: int) -> tuple[torch.Tensor, torc
     return warp_from_first(path, size)
 
 
+def warp_condition(z0: torch.Tensor, grid: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+    """``[m ⊙ z0(g_t), m]`` (B, c + 1, T, h, w): first frames ``z0`` (B, c, h, w) warped to every frame by
+    ``grid`` (B, T, h, w, 2) (bilinear, ``grid_sample`` coordinates) and zeroed where ``visible`` (B, T, h, w)
+    is False, followed by the mask itself."""
+    b, c, h, w = z0.shape
+    frames = grid.shape[1]
+    repeated = z0[:, None].expand(-1, frames, -1, -1, -1).reshape(b * frames, c, h, w)
+    warped = F.grid_sample(repeated, grid.reshape(b * frames, h, w, 2).to(z0), mode="bilinear",
+                           padding_mode="border", align_corners=False)
+    warped = warped.reshape(b, frames, c, h, w).transpose(1, 2)
+    mask = visible.to(z0)[:, None]                                     # (B, 1, T, h, w)
+    return torch.cat([warped * mask, mask], dim=1)
+
+
 def camera_condition(z0: torch.Tensor, motions: torch.Tensor, frames: int) -> torch.Tensor:
-    """``[m ⊙ z0(g_t), m]`` (B, c + 1, T, h, w) from first-frame latents ``z0`` (B, c, h, w) and motions (B,)."""
+    """:func:`warp_condition` for camera motions (B,) (indices into :data:`CAMERA_MOTIONS`)."""
     b, c, h, w = z0.shape
     if h != w:
         raise ValueError(f"camera motions are defined on square frames; got latents of {h}x{w}")
     grids, masks = zip(*(motion_warp(int(m), frames, h) for m in motions))
-    grid = torch.stack(grids).to(z0)                                    # (B, T, h, w, 2)
-    mask = torch.stack(masks).to(z0)[:, None]                           # (B, 1, T, h, w)
-    warped = F.grid_sample(z0[:, :, None].expand(-1, -1, frames, -1, -1).transpose(1, 2).reshape(b * frames, c, h, w),
-                           grid.reshape(b * frames, h, w, 2), mode="bilinear", padding_mode="border",
-                           align_corners=False)
-    warped = warped.reshape(b, frames, c, h, w).transpose(1, 2)
-    return torch.cat([warped * mask, mask], dim=1)
+    return warp_condition(z0, torch.stack(grids), torch.stack(masks))
 
 
 def camera_flow_loss(model: nn.Module, batch: Sequence[torch.Tensor], *, p_uncond: float = 0.1,
