@@ -1,11 +1,13 @@
 """Tests of the causal 3D video VAE (vdlearn.vae.causal, lesson 09)."""
+import math
+
 import pytest
 import torch
 
-from vdlearn.vae import vae_loss
+from vdlearn.vae import calibrate_scaling_factor, evaluate_elbo, vae_loss
 from vdlearn.vae.causal import (CausalConv3d, CausalVideoVAE, FrameGroupNorm, TimeDownsample, TimeUpsample,
-                                calibrate_video_scaling_factor, causal_pad, chunk_lengths, decode_chunked,
-                                encode_chunked, video_vae_loss)
+                                causal_pad, chunk_lengths, decode_chunked, encode_chunked)
+from vdlearn.vae.objectives import elbo
 
 
 def tiny(temporal_down: int = 2, **kwargs) -> CausalVideoVAE:
@@ -247,47 +249,90 @@ def test_bad_latents_and_settings():
         CausalConv3d(1, 1, 3, stride=(1, 2, 2))
 
 
-# -- training, scaling --------------------------------------------------------------------------------------
-def test_frame_vae_loss_points_to_the_video_loss():
-    # vae_loss cuts videos into frames (right for a FrameVAE); for this model it must say what to use
-    with pytest.raises(ValueError, match="video_vae_loss"):
-        vae_loss(tiny(), clips(2, 9))
+# -- training, evaluation, scaling: the course's one loss and calibration, with time kept ---------------------
+class Wrapper(torch.nn.Module):
+    """Keeps the model in ``.module`` and forwards to it, as DistributedDataParallel does."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x):
+        return self.module(x)
 
 
-def test_video_vae_loss_trains():
+def test_vae_loss_sees_whole_clips():
+    vae = tiny()
+    x = clips(2, 9)
+    torch.manual_seed(1)
+    loss, metrics = vae_loss(vae, x, beta=0.5)
+    torch.manual_seed(1)
+    out = vae(x)  # one clip in, one latent clip (5 latent frames) out: nothing cut into frames
+    assert out.mu.shape == (2, 4, 5, 4, 4)
+    want = elbo(x, out.decoder_out, out.mu, out.logvar, likelihood="gaussian",
+                obs_logvar=vae.obs_logvar_value(), beta=0.5)
+    torch.testing.assert_close(loss, want.loss)
+    assert set(metrics) == {"neg_elbo", "recon", "kl"}
+
+
+def test_vae_loss_trains():
     vae = tiny().train()
     x = clips(2, 9)
     opt = torch.optim.Adam(vae.parameters(), lr=2e-3)
     losses = []
     for _ in range(8):
-        loss, metrics = video_vae_loss(vae, x, beta=0.1)
-        assert set(metrics) == {"neg_elbo", "recon", "kl"}
+        loss, metrics = vae_loss(vae, x, beta=0.1)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
     # a batch that does not fit 1 + s k frames trains too (padded, cropped back), as (clips, labels)
-    loss, _ = video_vae_loss(vae, (clips(2, 8), torch.zeros(2)))
+    loss, _ = vae_loss(vae, (clips(2, 8), torch.zeros(2)))
     assert torch.isfinite(loss)
+
+
+def test_vae_loss_looks_through_a_distributed_wrapper():
+    vae = tiny()
+    x = clips(2, 9)
+    torch.manual_seed(2)
+    direct, _ = vae_loss(vae, x)
+    torch.manual_seed(2)
+    wrapped, _ = vae_loss(Wrapper(vae), x)  # the wrapper has no takes_video, targets or likelihood
+    torch.testing.assert_close(wrapped, direct)
 
 
 def test_bernoulli_likelihood():
     vae = tiny(likelihood="bernoulli")
     x = clips(1, 9)
-    loss, _ = video_vae_loss(vae, x)
+    loss, _ = vae_loss(vae, x)
+    assert torch.isfinite(loss)
+    loss, _ = vae_loss(vae, x, binarize=True)
     assert torch.isfinite(loss)
     out = vae.decode_video(vae.encode_video(x))
     assert out.shape == x.shape and out.abs().max() <= 1
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_evaluate_elbo_per_clip(likelihood):
+    vae = tiny(likelihood=likelihood)
+    data = clips(3, 8)  # 8 frames: padded to 9 inside, every bound on the 8 frames given
+    torch.manual_seed(0)
+    ev = evaluate_elbo(vae, data, batch_size=2, importance_samples=3)
+    assert ev["num_examples"] == 3
+    assert ev["neg_elbo"] == pytest.approx(ev["recon"] + ev["kl"], rel=1e-5)
+    assert ev["bits_per_dim"] == pytest.approx(ev["neg_elbo"] / (3 * 8 * 16 * 16 * math.log(2)))
+    assert math.isfinite(ev["neg_log_likelihood_iw"])
 
 
 def test_scaling_factor_is_saved_and_used():
     vae = tiny()
     assert "scaling_factor" in vae.state_dict()
     data = clips(6, 9)
-    factor = calibrate_video_scaling_factor(vae, data, batch_size=4)
+    factor = calibrate_scaling_factor(vae, data, batch_size=4)
     with torch.no_grad():
         raw = vae.encode_video(data, scaled=False)
+        assert raw.shape == (6, 4, 5, 4, 4)  # the latents of whole clips, not of frames
         torch.testing.assert_close(raw.std() * factor, torch.tensor(1.0), atol=1e-4, rtol=0)
         torch.testing.assert_close(vae.encode_video(data), raw * factor)
         torch.testing.assert_close(vae.decode_video(raw * factor), vae.decode_video(raw, scaled=False))

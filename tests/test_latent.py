@@ -8,12 +8,20 @@ from vdlearn.video import (decode_clips, encode_clips, encode_dataset, latent_di
 from vdlearn.train import train_step_cost
 from vdlearn.nn.spacetime_unet import SpaceTimeUNet
 from vdlearn.train import fit
-from vdlearn.vae import FrameVAE, calibrate_scaling_factor, vae_loss
+from vdlearn.vae import CausalVideoVAE, FrameVAE, calibrate_scaling_factor, vae_loss
+from vdlearn.video.latent import latent_frames
 
 
 def _vae(seed=0, size=16):
     torch.manual_seed(seed)
     return FrameVAE(in_channels=3, latent_channels=4, downsample=4, width=8, image_size=size).eval()
+
+
+def _causal_vae(seed=0, temporal_down=2):
+    """A tiny untrained causal 3D VAE: 16x16 frames -> 4x4 latents, 1 + 2k frames -> 1 + k latent frames."""
+    torch.manual_seed(seed)
+    return CausalVideoVAE(in_channels=3, latent_channels=4, width=8, spatial_down=4, temporal_down=temporal_down,
+                          image_size=16).eval()
 
 
 def _clips(n=4, frames=4, size=16, seed=0):
@@ -145,6 +153,8 @@ def test_bad_inputs_are_explained():
     schedule = make_schedule("cosine", 100)
     with pytest.raises(TypeError, match="FrameVAE"):
         encode_clips(torch.nn.Conv2d(3, 3, 1), _clips())
+    with pytest.raises(ValueError, match="FrameVAE decodes each latent frame to one frame"):
+        decode_clips(vae, torch.zeros(1, 4, 4, 4, 4), frames=7)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         encode_clips(vae, _clips() * 3)
     with pytest.raises(ValueError, match="multiples of 4"):
@@ -163,3 +173,80 @@ def test_bad_inputs_are_explained():
         sample_latent_clips(net, vae, 1, 4, 16, schedule, sampler="euler")
     with pytest.raises(ValueError, match="empty"):
         encode_dataset(vae, torch.zeros(0, 3, 4, 16, 16))
+
+
+# -- the same code with a causal 3D VAE, which compresses time too --------------------------------------------
+@pytest.mark.parametrize("frames, latent_t", [(1, 1), (5, 3), (8, 5), (9, 5)])
+def test_causal_vae_encodes_clips_to_fewer_latent_frames(frames, latent_t):
+    vae = _causal_vae()
+    vae.scaling_factor.fill_(0.5)
+    clips = _clips(2, frames=frames)
+    z = encode_clips(vae, clips)
+    assert z.shape == (2, 4, latent_t, 4, 4) and not z.requires_grad
+    assert latent_frames(vae, frames) == latent_t == vae.latent_frames(frames)
+    with torch.no_grad():
+        torch.testing.assert_close(z, vae.encode(clips)[0] * 0.5)   # whole clips, scaled
+    # decoding gives 1 + 2(t - 1) frames, or the clip's own length when asked
+    assert decode_clips(vae, z).shape == (2, 3, 1 + 2 * (latent_t - 1), 16, 16)
+    x = decode_clips(vae, z, frames=frames)
+    assert x.shape == clips.shape and x.min() >= -1 and x.max() <= 1
+
+
+def test_causal_vae_latent_frames_for_a_frame_vae_are_the_frames():
+    assert latent_frames(_vae(), 8) == 8
+    assert latent_frames(_causal_vae(temporal_down=4), 8) == 3
+
+
+def test_causal_vae_dataset_and_seeded_sampling():
+    vae = _causal_vae()
+    data = BouncingShapes(3, frames=9, size=16, seed=3)
+    z = encode_dataset(vae, data, batch_size=2)
+    assert z.shape == (3, 4, 5, 4, 4) and z.device.type == "cpu"
+    torch.testing.assert_close(z, encode_clips(vae, data.get_batch(torch.arange(3))), atol=1e-5, rtol=1e-5)
+    clips = data.get_batch(torch.arange(3))
+    a = encode_clips(vae, clips, sample=True, generator=torch.Generator().manual_seed(1))
+    b = encode_clips(vae, clips, sample=True, generator=torch.Generator().manual_seed(1))
+    assert a.shape == z.shape and torch.equal(a, b) and not torch.equal(a, z)
+
+
+def test_causal_vae_scaling_factor_is_calibrated_on_whole_clips():
+    vae, clips = _causal_vae(), _clips(6, frames=9)
+    calibrate_scaling_factor(vae, clips)
+    assert latent_stats(encode_clips(vae, clips))["std"] == pytest.approx(1.0, abs=0.02)
+
+
+def test_sampling_with_a_causal_vae_draws_its_latent_frames():
+    vae = _causal_vae()
+    schedule = make_schedule("cosine", 100)
+    seen = []
+
+    def net(x, t):  # a stand-in denoiser that records the latent clips it is given
+        seen.append(tuple(x.shape))
+        return torch.zeros_like(x)
+
+    clips, z = sample_latent_clips(net, vae, 2, 8, 16, schedule, sampler="ddim", steps=2, return_latents=True,
+                                   generator=torch.Generator().manual_seed(0))
+    assert z.shape == (2, 4, vae.latent_frames(8), 4, 4) == (2, 4, 5, 4, 4)
+    assert set(seen) == {(2, 4, 5, 4, 4)}                    # the model works on 5 latent frames ...
+    assert clips.shape == (2, 3, 8, 16, 16)                  # ... which decode back to the 8 asked for
+    assert clips.min() >= -1 and clips.max() <= 1
+    again = sample_latent_clips(net, vae, 2, 8, 16, schedule, sampler="ddim", steps=2,
+                                generator=torch.Generator().manual_seed(0))
+    assert torch.equal(clips, again)
+
+
+def test_causal_vae_bad_inputs_are_explained():
+    vae = _causal_vae()
+    for not_a_vae in (torch.nn.Conv3d(3, 3, 1), None):
+        with pytest.raises(TypeError, match="FrameVAE.*CausalVideoVAE.*got"):
+            encode_clips(not_a_vae, _clips())
+        with pytest.raises(TypeError, match="FrameVAE.*CausalVideoVAE"):
+            decode_clips(not_a_vae, torch.zeros(1, 4, 3, 4, 4))
+        with pytest.raises(TypeError, match="FrameVAE.*CausalVideoVAE"):
+            sample_latent_clips(lambda x, t: x, not_a_vae, 1, 5, 16, make_schedule("cosine", 10))
+    with pytest.raises(ValueError, match="CausalVideoVAE: height and width must be multiples of 4"):
+        encode_clips(vae, torch.zeros(1, 3, 5, 18, 16))
+    with pytest.raises(ValueError, match=r"3 latent frames decode to 5 frames.*frames=8"):
+        decode_clips(vae, torch.zeros(1, 4, 3, 4, 4), frames=8)
+    with pytest.raises(ValueError, match="channels"):
+        decode_clips(vae, torch.zeros(1, 3, 3, 4, 4))

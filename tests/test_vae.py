@@ -304,6 +304,26 @@ def test_frame_vae_learns_a_calibrated_gaussian_decoder_from_videos():
     assert abs(model.obs_logvar.item() - log_mse) < abs(before - log_mse)
 
 
+def test_a_frame_vae_sees_a_batch_of_videos_as_its_frames():
+    # vae_loss, evaluate_elbo and calibrate_scaling_factor cut videos into frames for a FrameVAE
+    # (it says nothing of takes_video); a CausalVideoVAE gets whole clips (tests/test_causal_vae.py)
+    torch.manual_seed(0)
+    vae = FrameVAE(1, latent_channels=2, downsample=4, width=8).eval()
+    video = _blobs(12, 16).reshape(3, 4, 1, 16, 16).transpose(1, 2)   # 3 clips of 4 frames
+    frames = video.transpose(1, 2).flatten(0, 1)                       # their 12 frames
+    torch.manual_seed(1)
+    from_video, _ = vae_loss(vae, video)
+    torch.manual_seed(1)
+    from_frames, _ = vae_loss(vae, frames)
+    torch.testing.assert_close(from_video, from_frames)
+    assert calibrate_scaling_factor(vae, video, batch_size=2) == pytest.approx(
+        calibrate_scaling_factor(vae, frames), rel=1e-5)
+    ev = evaluate_elbo(vae, video, batch_size=2)
+    assert ev["num_examples"] == 3                                     # an example is a clip ...
+    # ... the sum over its 4 frames, so bits per dimension count the dimensions of all 4
+    assert ev["bits_per_dim"] == pytest.approx(ev["neg_elbo"] / (4 * 256 * math.log(2)))
+
+
 def test_evaluate_elbo_explains_empty_data():
     with pytest.raises(ValueError, match="at least one example"):
         evaluate_elbo(ConvVAE(1, 16, latent_dim=2, width=4, hidden=16), torch.zeros(0, 1, 16, 16))

@@ -7,10 +7,10 @@
 * :mod:`.fitting`: the training loss, held-out bounds, the latent scaling factor;
 * :mod:`.video`: frames in, latent interpolations and walks out;
 * :mod:`.causal`: ``CausalVideoVAE``, a causal 3D VAE that compresses time too (the first frame
-  alone, chunked encoding with a feature cache), with its loss and latent scaling for whole clips.
+  alone, chunked encoding with a feature cache); ``vae_loss``, ``evaluate_elbo`` and
+  ``calibrate_scaling_factor`` give it whole clips.
 """
-from .causal import (CausalConv3d, CausalVideoVAE, calibrate_video_scaling_factor, causal_pad, decode_chunked,
-                     encode_chunked, video_vae_loss)
+from .causal import CausalConv3d, CausalVideoVAE, causal_pad, decode_chunked, encode_chunked
 from .fitting import calibrate_scaling_factor, evaluate_elbo, vae_loss
 from .gradients import pathwise_gradient, score_function_gradient
 from .linear_gaussian import LinearGaussian
@@ -29,6 +29,5 @@ __all__ = [
     "calibrate_scaling_factor",
     "slerp", "interpolate_latents", "pixel_crossfade", "latent_interpolation_video",
     "latent_traversal", "latent_walk_video", "reconstruct_video",
-    "causal_pad", "CausalConv3d", "CausalVideoVAE", "encode_chunked", "decode_chunked", "video_vae_loss",
-    "calibrate_video_scaling_factor",
+    "causal_pad", "CausalConv3d", "CausalVideoVAE", "encode_chunked", "decode_chunked",
 ]

@@ -22,24 +22,21 @@ statistics of later frames into earlier ones, which breaks causality and makes c
 whole-clip results differ.
 
 - :class:`CausalVideoVAE`: the model, with the interface of every course VAE (``encode``,
-  ``decode``, ``forward -> VAEOutput``, ``scaling_factor``, ``encode_video``/``decode_video``);
-- :func:`video_vae_loss`, :func:`calibrate_video_scaling_factor`: :func:`~vdlearn.vae.vae_loss` and
-  :func:`~vdlearn.vae.calibrate_scaling_factor` for videos (those two cut videos into frames,
-  which suits a FrameVAE but not a model that must see time).
+  ``decode``, ``forward -> VAEOutput``, ``scaling_factor``, ``encode_video``/``decode_video``).
+  It says ``takes_video = True``, so :func:`~vdlearn.vae.vae_loss`, :func:`~vdlearn.vae.evaluate_elbo`
+  and :func:`~vdlearn.vae.calibrate_scaling_factor` give it whole clips (a FrameVAE gets their frames).
 """
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.batches import make_batch
 from ..nn.blocks import group_norm
 from .models import LOGVAR_RANGE, VAE, VAEOutput
-from .objectives import elbo, reparameterize
+from .objectives import reparameterize
 
 __all__ = [
     "causal_pad",
@@ -52,8 +49,6 @@ __all__ = [
     "chunk_lengths",
     "encode_chunked",
     "decode_chunked",
-    "video_vae_loss",
-    "calibrate_video_scaling_factor",
 ]
 
 FeatureCache = dict  # a CausalConv3d -> the last frames of its (padded) input; {} starts a new clip
@@ -259,7 +254,7 @@ class CausalVideoVAE(VAE):
     comes back with 16 frames. :meth:`latent_frames`, :meth:`latent_shape_for` give the sizes.
 
     ``scaling_factor`` (a buffer, saved with the weights) multiplies latents in ``encode_video`` and
-    divides them in ``decode_video``; :func:`calibrate_video_scaling_factor` sets it.
+    divides them in ``decode_video``; :func:`~vdlearn.vae.calibrate_scaling_factor` sets it.
     ``image_size`` and ``frames`` only fix what :meth:`sample` draws (``latent_shape``).
 
     ``latent_channels=8`` with s = 2 keeps as many latent numbers per pixel as a FrameVAE with 4 (a
@@ -347,8 +342,7 @@ class CausalVideoVAE(VAE):
             raise ValueError(
                 f"{name} encodes videos (B, {c}, T, H, W); got a 4-D tensor {tuple(x.shape)}. Images "
                 f"(B, {c}, H, W) are one-frame videos: pass x.unsqueeze(2); one clip (C, T, H, W) needs "
-                "x.unsqueeze(0). (vdlearn.vae.vae_loss and calibrate_scaling_factor cut videos into "
-                "frames; for this model use video_vae_loss and calibrate_video_scaling_factor.)")
+                "x.unsqueeze(0).")
         if x.ndim != 5:
             raise ValueError(f"{name} encodes videos (B, {c}, T, H, W); got a {x.ndim}-D tensor {tuple(x.shape)}")
         if x.shape[1] != c:
@@ -527,46 +521,3 @@ def decode_chunked(vae: CausalVideoVAE, z: torch.Tensor, chunk_frames: int) -> t
     cache: FeatureCache = {}
     return torch.cat([vae.decoder(chunk, cache)
                       for chunk in z.split(chunk_lengths(z.shape[2], chunk_frames // s), dim=2)], dim=2)
-
-
-# -- training and calibration for video models ----------------------------------------------------------
-def _videos(batch: Any) -> torch.Tensor:
-    x = batch[0] if isinstance(batch, (tuple, list)) else batch
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"a batch must be a tensor or (tensor, labels); got {type(x).__name__}")
-    return x
-
-
-def video_vae_loss(model: nn.Module, batch: Any, *,
-                   beta: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``fit``'s loss for a video VAE: :math:`\\operatorname{mean}[-\\log p(x|z) + \\beta\\,\\mathrm{KL}]` per clip.
-
-    :func:`~vdlearn.vae.vae_loss` for whole clips (B, C, T, H, W), which that function cuts into
-    frames. Per clip, in nats; logs ``neg_elbo``, ``recon``, ``kl``.
-    """
-    x = _videos(batch)
-    vae = getattr(model, "module", model)  # a DistributedDataParallel wrapper keeps the VAE in .module
-    target = vae.targets(x)
-    out = model(x)
-    terms = elbo(target, out.decoder_out, out.mu, out.logvar, likelihood=vae.likelihood,
-                 obs_logvar=vae.obs_logvar_value(), beta=beta)
-    return terms.loss, terms.metrics()
-
-
-@torch.no_grad()
-def calibrate_video_scaling_factor(vae: CausalVideoVAE, data: Any, *, num_examples: int = 256,
-                                   batch_size: int = 32) -> float:
-    """Set ``vae.scaling_factor`` to :math:`1/\\operatorname{std}(\\mu)` over the clips of ``data`` and return it.
-
-    :func:`~vdlearn.vae.calibrate_scaling_factor` for whole clips (a tensor or Dataset of videos).
-    """
-    vae.eval()
-    device = next(vae.parameters()).device
-    n = min(len(data), num_examples)
-    if n == 0:
-        raise ValueError("calibrate_video_scaling_factor needs at least one clip; the data is empty")
-    latents = [vae.encode(_videos(make_batch(data, torch.arange(i, min(i + batch_size, n)))).to(device))[0]
-               .float().cpu() for i in range(0, n, batch_size)]
-    std = torch.cat([z.flatten() for z in latents]).std().item()
-    vae.scaling_factor.fill_(1.0 / std)
-    return 1.0 / std
