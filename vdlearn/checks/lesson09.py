@@ -50,12 +50,11 @@ def check_encode_clips(encode_clips) -> None:
             (means / vae.scaling_factor, "you divided by vae.scaling_factor; encoding multiplies by it "
                                          "(decoding divides)."),
             (mixed.reshape(b, -1, t, *mixed.shape[-2:]) * vae.scaling_factor,
-             "your frames are scrambled: clips.reshape(B*T, C, H, W) mixes channels and frames. Move the "
-             "frame axis next to the batch first: clips.transpose(1, 2).reshape(B*T, C, H, W), and undo it "
-             "the same way (reshape(B, T, c, h, w).transpose(1, 2))."),
+             "your frames are scrambled: reshaping (B, C, T, H, W) straight to (B*T, C, H, W) mixes channels and "
+             "frames. Move the frame axis next to the batch before folding it in, and undo it the same way."),
             (mixed.reshape(b, t, -1, *mixed.shape[-2:]).transpose(1, 2) * vae.scaling_factor,
-             "your frames are scrambled: clips.reshape(B*T, C, H, W) mixes channels and frames. Move the "
-             "frame axis next to the batch first: clips.transpose(1, 2).reshape(B*T, C, H, W)."),
+             "your frames are scrambled: reshaping (B, C, T, H, W) straight to (B*T, C, H, W) mixes channels and "
+             "frames. Move the frame axis next to the batch before folding it in."),
         ]
         for value, message in slips:
             expect(not _same(got, value), message)
@@ -63,8 +62,8 @@ def check_encode_clips(encode_clips) -> None:
                "encode_clips gives different latents on two calls: use the posterior mean mu (the first "
                "output of vae.encode), not a random sample.")
         expect_close(got, want, what="the scaled latents", atol=1e-4,
-                     hint="frames = clips.transpose(1, 2).reshape(B*T, C, H, W); mu, _ = vae.encode(frames); "
-                          "then reshape(B, T, c, h, w).transpose(1, 2) and multiply by vae.scaling_factor")
+                     hint="encode every frame (frames folded into the batch) with vae.encode, keep the means, unfold "
+                          "the frames back to (B, c, T, h, w) and scale by vae.scaling_factor.")
 
 
 @exercise("09.decode_clips")
@@ -95,8 +94,8 @@ def check_decode_clips(decode_clips) -> None:
         for value, message in slips:
             expect(not _same(got, value), message)
         expect_close(got, want, what="the decoded clips", atol=1e-4,
-                     hint="frames = (latents / vae.scaling_factor).transpose(1, 2).reshape(B*T, c, h, w); "
-                          "x = vae.decode_mean(frames); reshape(B, T, C, H, W).transpose(1, 2); clamp(-1, 1)")
+                     hint="undo the scaling, decode every frame's latent with vae.decode_mean (frames folded into "
+                          "the batch), unfold the frames back to (B, C, T, H, W) and clamp to [-1, 1].")
 
 
 # -- the causal 3D VAE ----------------------------------------------------------------------------------
