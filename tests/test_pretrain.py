@@ -234,6 +234,14 @@ def test_a_class_conditional_flow_model_samples_the_classes_asked_for_by_index_o
     assert not torch.allclose(named, want([0, 1, 2, 0], 1.0), atol=1e-4)
     assert torch.allclose(pretrained.sample("tiny_classes", 4, seed=1, folder=tmp_path, labels="b"),
                           want([1] * 4, 2.0), atol=1e-6)
+    image = torch.rand(4, 1, 8, 8) * 2 - 1                 # given frames show the class: the null class by default
+    known = torch.zeros(4, 1, 4, 8, 8)
+    known[:, :, 0] = image
+    mask = torch.zeros(4, 4, dtype=torch.bool)
+    mask[:, 0] = True
+    given = sample_masked_flow(net.eval(), known, mask, steps=3, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(pretrained.sample("tiny_classes", 4, seed=1, folder=tmp_path, image=image),
+                          given.clamp(-1, 1), atol=1e-6)
     with pytest.raises(ValueError, match="knows no class 'd'; its classes are: a, b, c"):
         pretrained.sample("tiny_classes", 4, folder=tmp_path, labels="d")
     with pytest.raises(ValueError, match=r"4 class indices in \[0, 2\]"):

@@ -170,7 +170,8 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
     - a latent video model is decoded by the frame VAE its recipe names; a latent flow model
       (``latent_flow_video``) also takes ``image``, ``context`` or ``first`` and ``last``, and samples
       unconditionally without them. A class-conditional one also takes ``labels`` (n,): class indices
-      or names from its recipe's ``classes`` (e.g. ``"red triangle"``; default: the classes in turn)
+      or names from its recipe's ``classes`` (e.g. ``"red triangle"``; default: the classes in turn, or
+      the null class when frames are given, since they show the class)
       and ``guidance_scale`` (default: its recipe's);
     - a camera-controlled image-to-video model (``camera_video``) takes ``image`` (n, 3, S, S), required,
       and ``labels``: camera motions by name (``"pan_left"``, ``"zoom_in"``, ...; default: each in turn);
@@ -216,7 +217,10 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
         if sampler not in (None, "flow-euler"):
             raise ValueError(f"{name!r} is a flow-matching model sampled with 'flow-euler'; got sampler={sampler!r}")
         vae = load_pretrained(recipe["vae"], folder) if kind == "latent_flow_video" else None
-        labels = _class_labels(name, model, condition.pop("labels", None), n, recipe.get("classes"))
+        given = any(k in condition for k in ("image", "context", "first", "last"))
+        asked = condition.pop("labels", None)
+        # with given frames the class is in them: unless asked for, the model runs with its null class
+        labels = None if given and asked is None else _class_labels(name, model, asked, n, recipe.get("classes"))
         return flow_clips(model, vae, n, shape, condition, steps or recipe["steps"], recipe.get("shift", 1.0),
                           generator, labels=labels, guidance_scale=guidance)
     schedule = make_schedule(recipe.get("schedule", "cosine"), recipe.get("num_timesteps", 1000))
