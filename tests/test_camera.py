@@ -126,7 +126,8 @@ def test_animate_photo_keeps_the_photograph_and_fills_only_what_comes_into_view(
     from vdlearn import pretrained
     from vdlearn.nn.video_dit import VideoDiT
     from vdlearn.vae import FrameVAE
-    from vdlearn.video.camera import animate_photo, camera_condition, camera_flow_loss, motion_warp
+    from vdlearn.data.camera import motion_warp
+    from vdlearn.video.camera import animate_photo, camera_condition, camera_flow_loss
 
     torch.manual_seed(0)
     vae = FrameVAE(3, 4, 4, width=8, image_size=32).eval()

@@ -157,7 +157,7 @@ def test_guidance_extrapolates_from_the_null_label_to_the_asked_one():
         assert torch.allclose(v, expected, atol=1e-5)
     with pytest.raises(ValueError, match="guidance_scale must be a number >= 0"):
         guided_velocity(model, cond, labels, -1.0)
-    with pytest.raises(ValueError, match="not class-conditional"):
+    with pytest.raises(ValueError, match="needs a class-conditional model"):
         guided_velocity(lambda x, t, c: x, cond, labels, 2.0)
     with pytest.raises(ValueError, match=r"labels must be \(2,\)"):
         sample_masked_flow(model, torch.zeros(2, 2, 4, 4, 4), torch.zeros(4, dtype=torch.bool), labels=[1, 2, 3])

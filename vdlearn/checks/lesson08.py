@@ -8,7 +8,7 @@ import torch
 from ..diffusion.schedules import make_schedule
 from ..metrics.psnr_ssim import best_of_k, psnr
 from ..video.edit import sdedit_start as reference_sdedit_start
-from ..video.camera import motion_warp
+from ..data.camera import motion_warp
 from ..video.camera import warp_condition as reference_warp_condition
 from ..video.masked_model import model_input as reference_model_input
 from . import exercise, expect, expect_close, expect_shape

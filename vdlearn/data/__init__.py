@@ -10,7 +10,7 @@ that returns what stacking the items would. Videos are (C, T, H, W) and images (
 - :mod:`.batches`: batches as a pure function of (seed, step), the way every training loop draws them.
 """
 from .batches import BatchIndices, make_batch
-from .camera import CAMERA_MOTIONS, CameraClips, camera_path, render_path, warp_from_first
+from .camera import CAMERA_MOTIONS, CameraClips, camera_path, motion_warp, render_path, warp_from_first
 from .clips import batch_to_frames, check_clips, frames_to_batch, gaussian_blur, gaussian_kernel, reverse_some
 from .photos import EVAL_PHOTOS, PHOTOS, TRAIN_PHOTOS, load_photo, photo_names
 from .digits import DIGIT_SOURCES, DigitImages, MovingDigits, load_digit_source
@@ -23,6 +23,7 @@ __all__ = [
     "camera_path",
     "render_path",
     "warp_from_first",
+    "motion_warp",
     "PHOTOS",
     "TRAIN_PHOTOS",
     "EVAL_PHOTOS",

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -38,8 +39,8 @@ from torch.utils.data import Dataset
 
 from .photos import load_photo
 
-__all__ = ["CAMERA_MOTIONS", "PAN_SPEED", "ZOOM_RATE", "CameraPath", "camera_path", "shrink_factor", "render_path",
-           "warp_from_first", "CameraClips"]
+__all__ = ["CAMERA_MOTIONS", "PAN_SPEED", "ZOOM_RATE", "CameraPath", "camera_path", "shrink_factor", "photo_points",
+           "render_path", "warp_from_first", "motion_warp", "CameraClips"]
 
 CAMERA_MOTIONS = ("pan_left", "pan_right", "pan_up", "pan_down", "zoom_in", "zoom_out", "static")
 #: Frame pixels a frame that a pan moves the content, at frame size 64 (scaled with the size).
@@ -125,6 +126,17 @@ def shrink_factor(size: int, half: float) -> float:
     return 2 ** (-math.floor(-4 * math.log2(need)) / 4)
 
 
+def photo_points(path: CameraPath, size: int, clip: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """:math:`p_t(u, v)` of the module docstring: the photograph's x and y (T, S, S) that each pixel of each
+    frame of clip ``clip`` shows."""
+    u = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
+    vv, uu = torch.meshgrid(u, u, indexing="ij")
+    cos, sin = path.angle[clip].cos()[:, None, None], path.angle[clip].sin()[:, None, None]
+    half = path.half[clip][:, None, None]
+    return (path.centre[clip, :, 0, None, None] + half * (cos * uu - sin * vv),
+            path.centre[clip, :, 1, None, None] + half * (sin * uu + cos * vv))
+
+
 def render_path(photo: torch.Tensor, path: CameraPath, size: int, clip: int = 0,
                 small: torch.Tensor | None = None) -> torch.Tensor:
     """Clip ``clip`` of ``path`` seen in ``photo`` (3, H, W): (3, T, size, size) in [-1, 1].
@@ -136,12 +148,7 @@ def render_path(photo: torch.Tensor, path: CameraPath, size: int, clip: int = 0,
     if small is None:
         small = _shrunk(photo, shrink_factor(size, float(path.half[clip].min())))
     sy, sx = small.shape[-2] / h_p, small.shape[-1] / w_p
-    u = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
-    vv, uu = torch.meshgrid(u, u, indexing="ij")
-    cos, sin = path.angle[clip].cos()[:, None, None], path.angle[clip].sin()[:, None, None]
-    half = path.half[clip][:, None, None]
-    x = path.centre[clip, :, 0, None, None] + half * (cos * uu - sin * vv)
-    y = path.centre[clip, :, 1, None, None] + half * (sin * uu + cos * vv)
+    x, y = photo_points(path, size, clip)
     grid = torch.stack([2 * x * sx / small.shape[-1] - 1, 2 * y * sy / small.shape[-2] - 1], -1)   # (T, S, S, 2)
     frames = F.grid_sample(small[None].expand(len(grid), -1, -1, -1), grid, mode="bilinear",
                            padding_mode="border", align_corners=False)
@@ -152,17 +159,21 @@ def warp_from_first(path: CameraPath, size: int, clip: int = 0) -> tuple[torch.T
     """Where each pixel of each frame was in the first frame: ``grid`` (T, S, S, 2) in the first frame's
     [-1, 1] coordinates (for ``grid_sample``), and ``visible`` (T, S, S) bool, True where the first frame
     shows that point of the photograph (the rest is *revealed* by the camera's motion)."""
-    u = (torch.arange(size, dtype=torch.float32) * 2 + 1) / size - 1
-    vv, uu = torch.meshgrid(u, u, indexing="ij")
-    cos, sin = path.angle[clip].cos()[:, None, None], path.angle[clip].sin()[:, None, None]
-    half = path.half[clip][:, None, None]
-    x = path.centre[clip, :, 0, None, None] + half * (cos * uu - sin * vv) - path.centre[clip, 0, 0]
-    y = path.centre[clip, :, 1, None, None] + half * (sin * uu + cos * vv) - path.centre[clip, 0, 1]
+    x, y = photo_points(path, size, clip)
+    x, y = x - path.centre[clip, 0, 0], y - path.centre[clip, 0, 1]
     c0, s0, h0 = path.angle[clip, 0].cos(), path.angle[clip, 0].sin(), path.half[clip, 0]
     grid = torch.stack([(c0 * x + s0 * y) / h0, (-s0 * x + c0 * y) / h0], -1)
     edge = 1 - 1 / size                                # the outermost pixel centres of the first frame
     visible = (grid.abs() <= edge + 1e-4).all(-1)
     return grid, visible
+
+
+@lru_cache(maxsize=64)
+def motion_warp(motion: int, frames: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`warp_from_first` of camera motion ``motion`` (an index into :data:`CAMERA_MOTIONS`) on frames of
+    ``size`` pixels (or latents): the same for every photograph, since the motions are fixed."""
+    path = camera_path([motion], torch.zeros(1, 2), torch.tensor([size / 2]), frames, size, (size, size))
+    return warp_from_first(path, size)
 
 
 class CameraClips(Dataset):

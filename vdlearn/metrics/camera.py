@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from ..data.camera import CAMERA_MOTIONS, CameraPath, warp_from_first
 from ..data.clips import check_clips
+from .psnr_ssim import ssim_map
 
 __all__ = ["phase_correlation", "frame_motion", "estimate_camera_motion", "camera_clip_scores"]
 
@@ -124,20 +125,6 @@ def _masked_psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> float:
     return float(10 * torch.log10(4.0 / mse.clamp_min(4e-10)))
 
 
-def _ssim_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """SSIM of each pixel (N, H, W) of frames (N, C, H, W) in [-1, 1] (11×11 Gaussian window, σ = 1.5, 'same')."""
-    from ..data.clips import gaussian_blur
-    x, y = (x + 1) / 2, (y + 1) / 2
-
-    def blur(z: torch.Tensor) -> torch.Tensor:
-        return gaussian_blur(z, 1.5, radius=5)
-
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    mx, my = blur(x), blur(y)
-    sxx, syy, sxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
-    return (((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))).mean(1)
-
-
 def camera_clip_scores(clip: torch.Tensor, truth: torch.Tensor, path: CameraPath, index: int = 0) -> dict[str, float]:
     """How one generated clip (C, T, S, S) made from ``truth``'s first frame along ``path`` (clip ``index``)
     keeps and invents content, against the true clip ``truth`` (C, T, S, S):
@@ -159,13 +146,13 @@ def camera_clip_scores(clip: torch.Tensor, truth: torch.Tensor, path: CameraPath
     warped = F.grid_sample(first, grid, mode="bilinear", padding_mode="border", align_corners=False)
     later = torch.arange(t) > 0
     kept, revealed = visible & later[:, None, None], ~visible & later[:, None, None]
-    ssim_map = _ssim_map(frames, true)
+    per_pixel = ssim_map(frames, true, padding="replicate").mean(1)      # (T, S, S)
     last = visible[-1]
     x, y = frames[-1][:, last].flatten(), warped[-1][:, last].flatten()
     corr = torch.corrcoef(torch.stack([x, y]))[0, 1] if last.sum() > 1 else torch.tensor(float("nan"))
     return {"first_psnr": _masked_psnr(frames[:1], true[:1], torch.ones(1, 1, s, s, dtype=torch.bool)),
             "kept_psnr": _masked_psnr(frames, warped, kept[:, None]),
             "revealed_psnr": _masked_psnr(frames, true, revealed[:, None]),
-            "revealed_ssim": float(ssim_map[revealed].mean()) if revealed.any() else float("nan"),
+            "revealed_ssim": float(per_pixel[revealed].mean()) if revealed.any() else float("nan"),
             "revealed_fraction": float(revealed[1:].float().mean()),
             "last_correlation": float(corr)}

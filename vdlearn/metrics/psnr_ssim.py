@@ -20,7 +20,7 @@ import torch
 
 from ..data.clips import gaussian_blur
 
-__all__ = ["psnr", "ssim", "best_of_k"]
+__all__ = ["psnr", "ssim", "ssim_map", "best_of_k"]
 
 
 def _pair(pred: torch.Tensor, target: torch.Tensor) -> None:
@@ -36,23 +36,36 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (10 * torch.log10(4.0 / mse.clamp(min=4e-10))).clamp(max=100.0)
 
 
-def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """SSIM (B,) of clips in [-1, 1] (eq. 13 of Wang et al. 2004), averaged over frames; 1 for equal clips."""
-    _pair(pred, target)
-    b, c, t, h, w = pred.shape
-    x = ((pred.float() + 1) / 2).transpose(1, 2).reshape(b * t * c, 1, h, w)
-    y = ((target.float() + 1) / 2).transpose(1, 2).reshape(b * t * c, 1, h, w)
+def ssim_map(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5,
+             padding: str = "valid") -> torch.Tensor:
+    """The SSIM of every pixel (eq. 13 of Wang et al. 2004) of images (N, C, H, W) in [-1, 1]: (N, C, H', W').
+
+    ``padding="valid"`` keeps the pixels whose whole window lies inside (as the reference code, H' = H - window
+    + 1); ``"replicate"`` keeps the size (to average SSIM over a region, e.g. what a camera revealed).
+    """
+    x, y = (pred.float() + 1) / 2, (target.float() + 1) / 2
+    n, c, h, w = x.shape
     size = min(window, h, w)
     size -= 1 - size % 2  # an odd window that fits small frames
 
-    def blur(z: torch.Tensor) -> torch.Tensor:  # 'valid', as in the reference code
-        return gaussian_blur(z, sigma, radius=(size - 1) // 2, padding="valid")
+    def blur(z: torch.Tensor) -> torch.Tensor:
+        return gaussian_blur(z.reshape(n * c, 1, *z.shape[-2:]), sigma, radius=(size - 1) // 2,
+                             padding=padding).reshape(n, c, *(z.shape[-2:] if padding != "valid" else
+                                                              (h - size + 1, w - size + 1)))
 
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     mx, my = blur(x), blur(y)
     sxx, syy, sxy = blur(x * x) - mx ** 2, blur(y * y) - my ** 2, blur(x * y) - mx * my
-    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
-    return s.flatten(1).mean(1).view(b, t * c).mean(1)
+    return ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
+
+
+def ssim(pred: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """SSIM (B,) of clips in [-1, 1] (eq. 13 of Wang et al. 2004), averaged over frames; 1 for equal clips."""
+    _pair(pred, target)
+    b, c, t, h, w = pred.shape
+    s = ssim_map(pred.transpose(1, 2).reshape(b * t, c, h, w), target.transpose(1, 2).reshape(b * t, c, h, w),
+                 window, sigma)
+    return s.flatten(1).mean(1).view(b, t).mean(1)
 
 
 def best_of_k(samples: torch.Tensor, target: torch.Tensor,

@@ -26,7 +26,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..data.camera import CAMERA_MOTIONS, camera_path, warp_from_first
+from ..data.camera import CAMERA_MOTIONS, motion_warp
 from ..data.clips import gaussian_blur
 
 __all__ = [
@@ -252,8 +252,7 @@ def ken_burns(image: torch.Tensor, motion: str, num_frames: int, *, fill: str = 
     if motion not in CAMERA_MOTIONS:
         raise ValueError(f"unknown camera motion {motion!r}; the motions are {', '.join(CAMERA_MOTIONS)}")
     b, c, s, _ = image.shape
-    path = camera_path([motion], torch.zeros(1, 2), torch.tensor([s / 2]), num_frames, s, (s, s))
-    grid, visible = warp_from_first(path, s)
+    grid, visible = motion_warp(CAMERA_MOTIONS.index(motion), num_frames, s)
     grid = grid.to(image)
     frames = []
     for t in range(num_frames):

@@ -20,20 +20,19 @@ as in ViewCrafter or MotionCtrl's camera branch):
 """
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.camera import CAMERA_MOTIONS, camera_path, warp_from_first
+from ..data.camera import CAMERA_MOTIONS, motion_warp
 from ..diffusion import flow_matching as fm
 from ..diffusion.guidance import drop_labels
 from .flow import guided_velocity
 from .latent import decode_clips, encode_clips
 
-__all__ = ["motion_indices", "motion_warp", "warp_condition", "camera_condition", "camera_flow_loss", "animate_photo"]
+__all__ = ["motion_indices", "warp_condition", "camera_condition", "camera_flow_loss", "animate_photo"]
 
 
 def motion_indices(motions: str | int | Sequence[str | int] | torch.Tensor, n: int) -> torch.Tensor:
@@ -50,14 +49,6 @@ def motion_indices(motions: str | int | Sequence[str | int] | torch.Tensor, n: i
             raise ValueError(f"unknown camera motion {m!r}; the motions are {', '.join(CAMERA_MOTIONS)}")
         out.append(CAMERA_MOTIONS.index(m) if isinstance(m, str) else int(m))
     return torch.tensor(out)
-
-
-@lru_cache(maxsize=64)
-def motion_warp(motion: int, frames: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The map from each frame to the first (``grid`` (T, size, size, 2)) and the mask of what the first frame
-    shows (``visible`` (T, size, size)) for camera motion ``motion`` on frames of ``size`` pixels (or latents)."""
-    path = camera_path([motion], torch.zeros(1, 2), torch.tensor([size / 2]), frames, size, (size, size))
-    return warp_from_first(path, size)
 
 
 def warp_condition(z0: torch.Tensor, grid: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:

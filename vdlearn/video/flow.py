@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..diffusion import flow_matching as fm
-from ..diffusion.guidance import drop_labels, guided_output
+from ..diffusion.guidance import _null_label, drop_labels, guided_output
 from .masks import check_mask, random_masks
 
 __all__ = ["condition_channels", "masked_flow_loss", "guided_velocity", "sample_masked_flow"]
@@ -49,7 +49,7 @@ def masked_flow_loss(model: nn.Module | Callable, clips: torch.Tensor, *, probs:
     """
     b, _, frames = clips.shape[:3]
     if labels is not None:
-        y = drop_labels(labels, p_uncond, _null_label(model), generator=generator)
+        y = drop_labels(labels, p_uncond, _null_label(model, None), generator=generator)
         net = model
         model = lambda x, t, c: net(x, t, c, y)  # noqa: E731
     mask = random_masks(b, frames, probs, max_k=max_k, generator=generator, device=clips.device)
@@ -61,14 +61,6 @@ def masked_flow_loss(model: nn.Module | Callable, clips: torch.Tensor, *, probs:
     return ((velocity - fm.velocity_target(clips, noise)) ** 2 * weight).sum() / weight.sum().clamp_min(1)
 
 
-def _null_label(model: nn.Module | Callable) -> int:
-    null = getattr(model, "null_label", None)
-    if null is None:
-        raise ValueError(f"labels were given but the model ({type(model).__name__}) is not class-conditional; "
-                         "build it with num_classes=... (e.g. VideoDiT(num_classes=18)) or leave labels out")
-    return int(null)
-
-
 def guided_velocity(model: nn.Module | Callable, cond: torch.Tensor, labels: torch.Tensor | None = None,
                     guidance_scale: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """``v(x_t, t)`` for the samplers: the model with its condition channels, and with ``labels`` (B,)
@@ -77,7 +69,7 @@ def guided_velocity(model: nn.Module | Callable, cond: torch.Tensor, labels: tor
         return lambda x_t, t: model(x_t, t, cond)
     if not isinstance(guidance_scale, (int, float)) or guidance_scale < 0:
         raise ValueError(f"guidance_scale must be a number >= 0 (1: no guidance), got {guidance_scale!r}")
-    null = torch.full_like(labels, _null_label(model))
+    null = torch.full_like(labels, _null_label(model, None))
 
     def velocity(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if guidance_scale == 1.0:
