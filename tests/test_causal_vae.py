@@ -340,3 +340,60 @@ def test_scaling_factor_is_saved_and_used():
     other = tiny()
     other.load_state_dict(vae.state_dict())
     assert other.scaling_factor.item() == pytest.approx(factor)
+
+
+# -- inflation from a FrameVAE ---------------------------------------------------------------------------
+def _trained_like_frame_vae(width=8, latent_channels=4):
+    from vdlearn.vae import FrameVAE
+    torch.manual_seed(3)
+    frame_vae = FrameVAE(latent_channels=latent_channels, downsample=4, width=width, image_size=16)
+    with torch.no_grad():                          # non-default norms and biases, as after training
+        for p in frame_vae.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return frame_vae.eval()
+
+
+def test_inflated_vae_without_time_compression_is_the_frame_vae_on_every_frame():
+    from vdlearn.vae import inflate_frame_vae
+    frame_vae = _trained_like_frame_vae()
+    video_vae = inflate_frame_vae(CausalVideoVAE(latent_channels=4, width=8, temporal_down=1, image_size=16),
+                                  frame_vae).eval()
+    x = torch.rand(2, 3, 5, 16, 16) * 2 - 1
+    frames = x.transpose(1, 2).reshape(10, 3, 16, 16)
+    with torch.no_grad():
+        mu, logvar = video_vae.encode(x)
+        mu2, logvar2 = frame_vae.encode(frames)
+        out, out2 = video_vae.decode(mu), frame_vae.decode(mu2)
+    as_video = lambda t: t.reshape(2, 5, *t.shape[1:]).transpose(1, 2)  # noqa: E731
+    torch.testing.assert_close(mu, as_video(mu2), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logvar, as_video(logvar2), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out, as_video(out2), atol=1e-5, rtol=1e-5)
+
+
+def test_inflated_vae_with_more_latent_channels_decodes_only_the_frame_vae_ones_at_first():
+    from vdlearn.vae import inflate_frame_vae
+    frame_vae = _trained_like_frame_vae()
+    video_vae = inflate_frame_vae(CausalVideoVAE(latent_channels=6, width=8, temporal_down=2, image_size=16),
+                                  frame_vae).eval()
+    x = torch.rand(1, 3, 1, 16, 16) * 2 - 1                 # an image: time compression does nothing to it
+    with torch.no_grad():
+        mu, logvar = video_vae.encode(x)
+        mu2, logvar2 = frame_vae.encode(x[:, :, 0])
+        torch.testing.assert_close(mu[:, :4, 0], mu2, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(logvar[:, :4, 0], logvar2, atol=1e-5, rtol=1e-5)
+        z = torch.randn(1, 6, 1, 4, 4)
+        moved = z.clone()
+        moved[:, 4:] += 5.0                                 # the extra channels start unheard
+        torch.testing.assert_close(video_vae.decode(z), video_vae.decode(moved))
+        torch.testing.assert_close(video_vae.decode(z)[:, :, 0], frame_vae.decode(z[:, :4, 0]), atol=1e-5, rtol=1e-5)
+
+
+def test_inflating_a_frame_vae_of_another_shape_is_explained():
+    from vdlearn.vae import inflate_frame_vae
+    frame_vae = _trained_like_frame_vae(width=8)
+    with pytest.raises(ValueError, match="width"):
+        inflate_frame_vae(CausalVideoVAE(latent_channels=4, width=16, image_size=16), frame_vae)
+    with pytest.raises(ValueError, match="latent channels"):
+        inflate_frame_vae(CausalVideoVAE(latent_channels=2, width=8, image_size=16), frame_vae)
+    with pytest.raises(TypeError, match="CausalVideoVAE"):
+        inflate_frame_vae(frame_vae, frame_vae)

@@ -55,6 +55,27 @@ def test_round_trip(tmp_path):
     assert entry["sha256"] == pretrained.sha256(tmp_path / "tiny.pt") and entry["lesson"] == 0
 
 
+def test_half_precision_file_is_smaller_and_loads_into_a_float32_model(tmp_path):
+    torch.manual_seed(0)
+    model = DenoisingMLP(dim=2, hidden=64, num_layers=3, emb_dim=16)
+    kwargs = {"dim": 2, "hidden": 64, "num_layers": 3, "emb_dim": 16}
+    for name, dtype in (("full", "float32"), ("half", "float16")):
+        pretrained.save_pretrained(model, name, lesson=0, builder="vdlearn.nn:DenoisingMLP", kwargs=kwargs,
+                                   trained="a test", folder=tmp_path, dtype=dtype)
+    full, half = (tmp_path / "full.pt").stat().st_size, (tmp_path / "half.pt").stat().st_size
+    assert half < 0.6 * full
+    entries = pretrained.manifest(tmp_path)
+    assert entries["half"]["dtype"] == "float16" and "dtype" not in entries["full"]
+    loaded = pretrained.load_pretrained("half", folder=tmp_path)
+    for a, b in zip(loaded.parameters(), model.parameters(), strict=True):
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=2**-10, atol=1e-7)
+        assert not torch.equal(a, b) or b.abs().max() == 0 or a.numel() < 4    # really rounded
+    with pytest.raises(ValueError, match="float16"):
+        pretrained.save_pretrained(model, "x", lesson=0, builder="vdlearn.nn:DenoisingMLP", kwargs=kwargs,
+                                   trained="a test", folder=tmp_path, dtype="int8")
+
+
 def test_one_altered_byte_is_refused(tmp_path):
     _saved(tmp_path)
     path = tmp_path / "tiny.pt"

@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ..data import CAMERA_MOTIONS, BouncingShapes, CameraClips, DigitImages, reverse_some
+from ..data import CAMERA_MOTIONS, BouncingShapes, CameraClips, DigitImages, MovingDigits, reverse_some
 from ..diffusion import diffusion_loss, drop_labels, flow_matching_loss, make_schedule
 from ..files import atomic_write
-from ..metrics import fid_lite, label_agreement, motion_stats, object_constancy, physics_score, psnr, ssim
-from ..vae import calibrate_scaling_factor, vae_loss
+from ..metrics import fid_lite, frame_difference_energy, label_agreement, motion_stats, object_constancy, physics_score, psnr, ssim
+from ..vae import calibrate_scaling_factor, inflate_frame_vae, vae_loss
 from ..video import encode_dataset
 from ..video.camera import camera_flow_loss
 from ..video.flow import masked_flow_loss
@@ -47,7 +47,11 @@ class Recipe:
     decay_steps: int = 0                           # the learning rate falls linearly to 0 over the last ones
     seed: int = 0
     checkpoint_every: int = 250
+    weights_dtype: str = "float32"                 # how the shipped file stores them ("float16": half the bytes)
     sampling: dict[str, Any] = field(default_factory=dict)
+    #: run on the freshly built model before training (a resumed run loads its checkpoint over it): e.g. the
+    #: weights of a trained model to start from
+    start: Callable[[nn.Module], None] | None = None
     #: run on the trained (EMA) model before it ships, with the run's data: e.g. an autoencoder's latent scale
     finish: Callable[[nn.Module, Any], None] | None = None
     #: metrics of the shipped model: given ``sample(n, seed)`` for a generator (a recipe with ``sampling``),
@@ -56,14 +60,17 @@ class Recipe:
 
     def build(self) -> nn.Module:
         torch.manual_seed(self.seed)
-        return builder_class(self.builder)(**self.kwargs)
+        model = builder_class(self.builder)(**self.kwargs)
+        if self.start is not None:
+            self.start(model)
+        return model
 
     def describe(self) -> dict[str, Any]:
         """What the recipe says, as plain values (for ``--list`` and the manifest)."""
         return {"lesson": self.lesson, "summary": self.summary, "builder": self.builder, "kwargs": self.kwargs,
                 "steps": self.num_steps, "batch_size": self.batch_size, "lr": self.lr,
                 "warmup_steps": self.warmup_steps, "decay_steps": self.decay_steps, "ema_decay": self.ema_decay,
-                "seed": self.seed,
+                "seed": self.seed, "weights_dtype": self.weights_dtype,
                 "sampling": self.sampling}
 
 
@@ -164,6 +171,43 @@ def _photo_reconstruction(n: int = 512) -> Callable[[nn.Module], dict[str, float
     return evaluate
 
 
+class _ShapesAndDigits:
+    """``n`` BouncingShapes clips then ``n`` MovingDigits clips (grey, repeated to RGB): ``frames`` frames of 32x32."""
+
+    def __init__(self, n: int, frames: int, seed: int = 0):
+        self.n = n
+        self.shapes = BouncingShapes(n, frames=frames, size=32, seed=seed)
+        self.digits = MovingDigits(n, frames=frames, size=32, seed=seed)
+
+    def __len__(self) -> int:
+        return 2 * self.n
+
+    def get_batch(self, indices: Any) -> torch.Tensor:
+        indices = torch.as_tensor(indices)
+        shapes, digits = indices[indices < self.n], indices[indices >= self.n] - self.n
+        parts = ([self.shapes.get_batch(shapes)] if len(shapes) else []) + \
+                ([self.digits.get_batch(digits).expand(-1, 3, -1, -1, -1)] if len(digits) else [])
+        return torch.cat(parts)
+
+
+def _video_vae_reconstruction(n: int = 64, frames: int = 16) -> Callable[[nn.Module], dict[str, float]]:
+    """PSNR of a video autoencoder's reconstructions of ``n`` held-out BouncingShapes and ``n`` MovingDigits
+    clips (``frames`` frames of 32x32), and the frame-difference energy of the reconstructions over the
+    input's (1: no added flicker, no motion lost)."""
+    def evaluate(vae: nn.Module) -> dict[str, float]:
+        out: dict[str, float] = {}
+        held_out = _ShapesAndDigits(n, frames, seed=10_000)
+        for name, part in (("shapes", range(n)), ("digits", range(n, 2 * n))):
+            clips = held_out.get_batch(list(part))
+            with torch.no_grad():
+                recon = vae.decode_video(vae.encode_video(clips), frames=frames)
+            out[f"psnr_{name}"] = round(float(psnr(recon, clips).mean()), 2)
+            out[f"energy_ratio_{name}"] = round(float(frame_difference_energy(recon).mean()
+                                                      / frame_difference_energy(clips).mean()), 3)
+        return {**out, "clips": 2 * n, "frames": frames}
+    return evaluate
+
+
 def _camera_latents(num_clips: int, vae: str) -> Callable[[Path], TensorDataset]:
     """``num_clips`` camera clips of the training photographs (8 frames of 64x64) encoded by ``vae``, and their
     motions: batches ``[latents, motions]``."""
@@ -249,6 +293,20 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=1024),
     ),
     Recipe(
+        name="09_causal_vae", lesson=9,
+        summary="a causal 3D VAE (4x space, 2x time, 8 latent channels: 17 frames of 32x32 -> 8x9x8x8) of "
+                "BouncingShapes and MovingDigits clips, started from the shipped FrameVAE's weights inflated to "
+                "3D (each kernel on the present frame); beta 0.1, calibrated Gaussian decoder",
+        builder="vdlearn.vae:CausalVideoVAE",
+        kwargs={"in_channels": 3, "latent_channels": 8, "width": 16, "spatial_down": 4, "temporal_down": 2,
+                "image_size": 32, "frames": 17},
+        start=lambda vae: inflate_frame_vae(vae, load_pretrained("09_frame_vae_shapes")),
+        data=lambda folder: _ShapesAndDigits(100_000, frames=17), loss=lambda model, batch: vae_loss(model, batch, beta=0.1),
+        num_steps=1_600, batch_size=16, lr=1e-3, warmup_steps=50, decay_steps=400, ema_decay=0.995,
+        evaluate=_video_vae_reconstruction(),
+        finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=256),
+    ),
+    Recipe(
         name="08_camera_dit_photos", lesson=8,
         summary="camera-controlled image to video: 8 frames of 64x64 moving through the training photographs "
                 "(pan left/right/up/down, zoom in/out, still), in the photo VAE's latents (4x16x16 a frame); a "
@@ -258,7 +316,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         kwargs={"in_channels": 4, "frames": 8, "size": 16, "patch": 2, "tubelet": 8, "dim": 128, "depth": 8,
                 "heads": 4, "cond_channels": 5, "num_classes": 7},
         data=_camera_latents(16_384, "08_photo_vae"), loss=camera_flow_loss, num_steps=4_000, batch_size=16,
-        lr=5e-4, warmup_steps=200, decay_steps=1_000, ema_decay=0.999,
+        lr=5e-4, warmup_steps=200, decay_steps=1_000, ema_decay=0.999, weights_dtype="float16",
         sampling={"kind": "camera_video", "shape": [3, 8, 64, 64], "sampler": "flow-euler", "steps": 20,
                   "vae": "08_photo_vae", "guidance_scale": 1.0, "classes": list(CAMERA_MOTIONS)},
         evaluate=_camera_metrics(),

@@ -106,7 +106,8 @@ def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int 
     if recipe.finish is not None:
         recipe.finish(trained_model, data)
     save_pretrained(trained_model, name, lesson=recipe.lesson, builder=recipe.builder,
-                    kwargs=recipe.kwargs, trained=trained, sampling=recipe.sampling, folder=folder)
+                    kwargs=recipe.kwargs, trained=trained, sampling=recipe.sampling, folder=folder,
+                    dtype=recipe.weights_dtype)
     if recipe.evaluate is None:
         metrics = {}
     elif recipe.sampling:                 # a generator is judged by what the public API samples from it

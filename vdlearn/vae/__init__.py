@@ -10,7 +10,7 @@
   alone, chunked encoding with a feature cache); ``vae_loss``, ``evaluate_elbo`` and
   ``calibrate_scaling_factor`` give it whole clips.
 """
-from .causal import CausalConv3d, CausalVideoVAE, causal_pad, decode_chunked, encode_chunked
+from .causal import CausalConv3d, CausalVideoVAE, causal_pad, decode_chunked, encode_chunked, inflate_frame_vae
 from .fitting import calibrate_scaling_factor, evaluate_elbo, vae_loss
 from .gradients import pathwise_gradient, score_function_gradient
 from .linear_gaussian import LinearGaussian
@@ -29,5 +29,5 @@ __all__ = [
     "calibrate_scaling_factor",
     "slerp", "interpolate_latents", "pixel_crossfade", "latent_interpolation_video",
     "latent_traversal", "latent_walk_video", "reconstruct_video",
-    "causal_pad", "CausalConv3d", "CausalVideoVAE", "encode_chunked", "decode_chunked",
+    "causal_pad", "CausalConv3d", "CausalVideoVAE", "encode_chunked", "decode_chunked", "inflate_frame_vae",
 ]

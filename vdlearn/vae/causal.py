@@ -49,6 +49,7 @@ __all__ = [
     "chunk_lengths",
     "encode_chunked",
     "decode_chunked",
+    "inflate_frame_vae",
 ]
 
 FeatureCache = dict  # a CausalConv3d -> the last frames of its (padded) input; {} starts a new clip
@@ -521,3 +522,90 @@ def decode_chunked(vae: CausalVideoVAE, z: torch.Tensor, chunk_frames: int) -> t
     cache: FeatureCache = {}
     return torch.cat([vae.decoder(chunk, cache)
                       for chunk in z.split(chunk_lengths(z.shape[2], chunk_frames // s), dim=2)], dim=2)
+
+
+# -- starting from a trained FrameVAE -------------------------------------------------------------------
+def _layers(module: nn.Module) -> list[nn.Module]:
+    """The layers with weights of a FrameVAE or CausalVideoVAE half, in the order they run.
+
+    Time resampling (:class:`TimeDownsample`, :class:`TimeUpsample`) has no 2D counterpart and is
+    skipped; a residual block gives its norm, conv, norm, conv, skip.
+    """
+    from ..nn.blocks import ResBlock
+    out: list[nn.Module] = []
+    for layer in module.children():
+        if isinstance(layer, (TimeDownsample, TimeUpsample)):
+            continue
+        if isinstance(layer, ResBlock):
+            out += [layer.block[0], layer.block[2], layer.block[3], layer.block[5], layer.skip]
+        elif isinstance(layer, CausalResBlock):
+            out += [layer.norm1, layer.conv1, layer.norm2, layer.conv2, layer.skip]
+        elif isinstance(layer, nn.Sequential):
+            out += _layers(layer)
+        elif isinstance(layer, (nn.Conv2d, nn.Conv3d, nn.GroupNorm)):
+            out.append(layer)
+    return out
+
+
+@torch.no_grad()
+def _inflate_conv(conv3d: nn.Conv3d, conv2d: nn.Conv2d, out_index: torch.Tensor | None = None,
+                  in_channels: int | None = None) -> None:
+    """Put a 3×3 kernel in the *present* frame of a (k_t, 3, 3) one, zeros in the past frames.
+
+    Output channels ``out_index`` (default: all) get the 2D filters in order; input channels past
+    ``in_channels`` (latent channels the 2D model does not have) get zero weights.
+    """
+    w2 = conv2d.weight
+    out_index = torch.arange(w2.shape[0]) if out_index is None else out_index
+    cin = w2.shape[1] if in_channels is None else in_channels
+    conv3d.weight[out_index] = 0
+    conv3d.weight[out_index, :cin, -1] = w2[:, :cin]
+    if conv2d.bias is not None:
+        conv3d.bias[out_index] = conv2d.bias
+
+
+@torch.no_grad()
+def inflate_frame_vae(video_vae: CausalVideoVAE, frame_vae: nn.Module) -> CausalVideoVAE:
+    """Start ``video_vae`` from a trained :class:`~vdlearn.vae.FrameVAE` of the same width and depth.
+
+    Each 2D kernel becomes a 3D kernel that looks at the present frame only (the past frames'
+    weights zero: "inflation", Carreira & Zisserman 2017, as CogVideoX and Wan start their 3D VAEs
+    from image VAEs). The inflated model then computes exactly the FrameVAE of each frame, except
+    that time downsampling averages frames :math:`2j-1, 2j` and upsampling repeats them: its
+    reconstructions start near the FrameVAE's and training only has to learn what time adds.
+
+    The causal VAE may have more latent channels :math:`c' \\ge c` than the FrameVAE (it keeps two
+    frames in one latent frame): latent channels :math:`0..c-1` come from the FrameVAE's, the others
+    start from the default initialisation in the encoder and with zero weights in the decoder.
+    Returns ``video_vae``, changed in place.
+    """
+    if not isinstance(video_vae, CausalVideoVAE):
+        raise TypeError(f"inflate_frame_vae starts a CausalVideoVAE; got {type(video_vae).__name__}")
+    c2, c3 = frame_vae.latent_channels, video_vae.latent_channels
+    if (frame_vae.downsample, frame_vae.in_channels) != (video_vae.spatial_down, video_vae.in_channels) or c2 > c3:
+        raise ValueError(
+            f"the FrameVAE (downsample {frame_vae.downsample}, {frame_vae.in_channels} channels, {c2} latent "
+            f"channels) and the causal VAE (spatial_down {video_vae.spatial_down}, {video_vae.in_channels} "
+            f"channels, {c3} latent channels) must downsample space alike, take the same channels, and the "
+            "causal VAE must have at least as many latent channels")
+    for half in ("encoder", "decoder"):
+        flat, deep = _layers(getattr(frame_vae, half)), _layers(getattr(video_vae, half))
+        if len(flat) != len(deep) or any(
+                isinstance(a, nn.GroupNorm) != isinstance(b, nn.GroupNorm) or
+                (isinstance(a, nn.Conv2d) and a.weight.shape[0] != b.weight.shape[0] and b is not deep[-1])
+                for a, b in zip(flat, deep)):
+            raise ValueError(f"the FrameVAE's {half} does not match the causal VAE's layer for layer: build "
+                             f"CausalVideoVAE(width=...) with the FrameVAE's width ({frame_vae.decoder[-1].in_channels})")
+        for k, (a, b) in enumerate(zip(flat, deep)):
+            if isinstance(a, nn.GroupNorm):
+                b.load_state_dict(a.state_dict())
+            elif isinstance(a, nn.Conv2d):
+                if half == "encoder" and k == len(flat) - 1:       # [mu, logvar]: c of each into c' of each
+                    index = torch.cat([torch.arange(c2), c3 + torch.arange(c2)])
+                    _inflate_conv(b, a, out_index=index)
+                elif half == "decoder" and k == 0:                 # c latent channels in, c' - c extra at zero
+                    b.weight.zero_()
+                    _inflate_conv(b, a, in_channels=c2)
+                else:
+                    _inflate_conv(b, a)
+    return video_vae
