@@ -204,10 +204,16 @@ def test_one_call_samples_every_shipped_generator():
         recipe = entry.get("sampling")
         if not recipe:
             continue
-        out = pretrained.sample(name, 2, seed=3, steps=2)
+        condition = {}
+        if recipe["kind"] == "camera_video":          # a photograph is required: the first frame of a real view
+            from vdlearn.data import EVAL_PHOTOS, CameraClips
+            size = recipe["shape"][-1]
+            views = CameraClips(2, frames=1, size=size, photos=list(EVAL_PHOTOS), motions=["static"], seed=1)
+            condition = {"image": views.get_batch(range(2))[0][:, :, 0], "labels": ["pan_left", "zoom_in"]}
+        out = pretrained.sample(name, 2, seed=3, steps=2, **condition)
         assert out.shape == (2, *recipe["shape"]) and out.abs().max() <= 1 and torch.isfinite(out).all(), name
         if recipe["kind"] != "masked_video":
-            assert torch.equal(out, pretrained.sample(name, 2, seed=3, steps=2)), name
+            assert torch.equal(out, pretrained.sample(name, 2, seed=3, steps=2, **condition)), name
 
 
 def test_sample_conditions_and_refusals():
