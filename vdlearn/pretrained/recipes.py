@@ -18,7 +18,8 @@ from torch.utils.data import TensorDataset
 from ..data import CAMERA_MOTIONS, BouncingShapes, CameraClips, DigitImages, MovingDigits, reverse_some
 from ..diffusion import diffusion_loss, drop_labels, flow_matching_loss, make_schedule
 from ..files import atomic_write
-from ..metrics import fid_lite, frame_difference_energy, label_agreement, motion_stats, object_constancy, physics_score, psnr, ssim
+from ..metrics import (fid_lite, frame_difference_energy, label_agreement, motion_stats, object_constancy,
+                       physics_score, psnr, ssim)
 from ..vae import calibrate_scaling_factor, inflate_frame_vae, vae_loss
 from ..video import encode_dataset
 from ..video.camera import camera_flow_loss
@@ -301,7 +302,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         kwargs={"in_channels": 3, "latent_channels": 8, "width": 16, "spatial_down": 4, "temporal_down": 2,
                 "image_size": 32, "frames": 17},
         start=lambda vae: inflate_frame_vae(vae, load_pretrained("09_frame_vae_shapes")),
-        data=lambda folder: _ShapesAndDigits(100_000, frames=17), loss=lambda model, batch: vae_loss(model, batch, beta=0.1),
+        data=lambda folder: _ShapesAndDigits(100_000, frames=17),
+        loss=lambda model, batch: vae_loss(model, batch, beta=0.1),
         num_steps=1_600, batch_size=16, lr=1e-3, warmup_steps=50, decay_steps=400, ema_decay=0.995,
         evaluate=_video_vae_reconstruction(),
         finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=256),

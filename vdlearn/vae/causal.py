@@ -595,7 +595,8 @@ def inflate_frame_vae(video_vae: CausalVideoVAE, frame_vae: nn.Module) -> Causal
                 (isinstance(a, nn.Conv2d) and a.weight.shape[0] != b.weight.shape[0] and b is not deep[-1])
                 for a, b in zip(flat, deep)):
             raise ValueError(f"the FrameVAE's {half} does not match the causal VAE's layer for layer: build "
-                             f"CausalVideoVAE(width=...) with the FrameVAE's width ({frame_vae.decoder[-1].in_channels})")
+                             "CausalVideoVAE(width=...) with the FrameVAE's width "
+                             f"({frame_vae.decoder[-1].in_channels})")
         for k, (a, b) in enumerate(zip(flat, deep)):
             if isinstance(a, nn.GroupNorm):
                 b.load_state_dict(a.state_dict())
