@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn.blocks import group_norm
+from ..nn.blocks import ResBlock, group_norm
 from .models import LOGVAR_RANGE, VAE, VAEOutput
 from .objectives import reparameterize
 
@@ -531,7 +531,6 @@ def _layers(module: nn.Module) -> list[nn.Module]:
     Time resampling (:class:`TimeDownsample`, :class:`TimeUpsample`) has no 2D counterpart and is
     skipped; a residual block gives its norm, conv, norm, conv, skip.
     """
-    from ..nn.blocks import ResBlock
     out: list[nn.Module] = []
     for layer in module.children():
         if isinstance(layer, (TimeDownsample, TimeUpsample)):
