@@ -335,6 +335,15 @@ def test_non_integer_indices_are_a_type_error(name):
     assert torch.equal(batch, _item(ds.get_batch(range(1, 3)))) and torch.equal(batch[0], one)
 
 
+def test_clip_labels_name_the_digit_of_each_clip():
+    one = MovingDigits(num_clips=6, frames=3, size=28, num_digits=1, digit_size=18)
+    labels = one.clip_labels(range(6))
+    assert labels.shape == (6,) and labels.dtype == torch.long
+    assert labels.tolist() == [one.describe(i)[0]["label"] for i in range(6)]
+    two = MovingDigits(num_clips=4, frames=3, size=64, num_digits=2)
+    assert two.clip_labels([0, 3]).tolist() == [[d["label"] for d in two.describe(i)] for i in (0, 3)]
+
+
 def test_moving_digits_move_at_every_size():
     ds = MovingDigits(num_clips=8, frames=8, size=28, return_trajectory=True)
     assert ds.digit_size == 12  # Moving MNIST's proportion, 28 px in 64 px

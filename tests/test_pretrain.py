@@ -181,6 +181,24 @@ def test_the_video_recipe_scores_real_clips_as_real_and_mixed_clips_as_broken():
     assert bad["constant"] < 0.3 and bad["physics_px"] > 2
 
 
+def test_the_digit_recipe_scores_real_clips_of_the_asked_digit_and_refuses_wrong_or_mixed_ones():
+    from vdlearn.metrics import mix_frames
+
+    recipe = recipes.get_recipe("07_dit_digits")
+    data = recipe.data(None)
+    clips, labels = data.tensors
+    assert clips.shape[1:] == (1, 8, 28, 28) and labels.shape == (len(clips),)
+    # clip i of the "samples" shows digit i % 10, as the evaluation asks for
+    order = torch.cat([torch.nonzero(labels == d)[:3, 0] for d in range(10)]).view(10, 3).T.flatten()
+    asked = clips[order]
+    good = recipe.evaluate(lambda n, seed: asked[:n], 30)
+    assert good["digit_constant"] > 0.85 and good["label_accuracy"] > 0.85 and good["exactly_one"] > 0.95
+    wrong = recipe.evaluate(lambda n, seed: asked.roll(1, dims=0)[:n], 30)
+    assert wrong["label_accuracy"] < 0.3
+    mixed = recipe.evaluate(lambda n, seed: mix_frames(asked[:n], torch.Generator().manual_seed(0)), 30)
+    assert mixed["digit_constant"] < 0.4
+
+
 def test_a_pixel_flow_model_samples_with_given_frames_kept(tmp_path):
     from vdlearn.nn.video_dit import VideoDiT
     from vdlearn.video.flow import sample_masked_flow

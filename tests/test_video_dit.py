@@ -115,6 +115,25 @@ def test_masked_flow_loss_is_zero_for_the_exact_velocity_and_ignores_given_frame
     assert float(masked_flow_loss(wrong_given, clips, probs={"unconditional": 1.0}, generator=g)) > 1.0
 
 
+def test_mirrored_tasks_give_the_last_frames_instead_of_the_first():
+    x0 = torch.randn(1, 2, 4, 4, 4)
+    clips = x0.expand(8, -1, -1, -1, -1).clone()
+    wrong_first, wrong_last = Oracle(x0, wrong_frame=0), Oracle(x0, wrong_frame=3)
+    i2v = {"image_to_video": 1.0}
+    g = lambda: torch.Generator().manual_seed(0)             # noqa: E731
+    # unmirrored, frame 0 is always given (its error is never counted) and the last frame always learned
+    assert float(masked_flow_loss(wrong_first, clips, probs=i2v, generator=g())) < 1e-8
+    assert float(masked_flow_loss(wrong_last, clips, probs=i2v, generator=g())) > 1.0
+    # all mirrored: the last frame is the given one
+    assert float(masked_flow_loss(wrong_last, clips, probs=i2v, mirror=1.0, generator=g())) < 1e-8
+    assert float(masked_flow_loss(wrong_first, clips, probs=i2v, mirror=1.0, generator=g())) > 1.0
+    # half mirrored: both frames are learned in some clips
+    losses = [float(masked_flow_loss(m, clips, probs=i2v, mirror=0.5, generator=g())) for m in (wrong_first, wrong_last)]
+    assert min(losses) > 0.3
+    with pytest.raises(ValueError, match="mirror"):
+        masked_flow_loss(wrong_first, clips, mirror=1.5)
+
+
 def test_sampling_the_exact_velocity_returns_the_clip_and_keeps_given_frames():
     x0 = torch.randn(1, 2, 4, 4, 4)
     known = torch.randn(3, 2, 4, 4, 4)

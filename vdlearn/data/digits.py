@@ -263,6 +263,12 @@ class MovingDigits(Dataset):
         batch = self.get_batch([_check_index(index, "MovingDigits")])
         return (batch[0][0], batch[1][0]) if self.return_trajectory else batch[0]
 
+    def clip_labels(self, indices) -> torch.Tensor:
+        """The class (0-9) of each digit in clips ``indices``: (B,) for one digit a clip, else
+        (B, num_digits) -- what a class-conditional video model is told to draw."""
+        y = self.labels[self._params(indices)["base"]].long()
+        return y[:, 0] if self.num_digits == 1 else y
+
     def describe(self, index: int) -> list[dict]:
         """Label, start (x, y) and velocity (vx, vy) px/frame of each digit in clip ``index``."""
         p = self._params([index])

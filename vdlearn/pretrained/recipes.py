@@ -18,8 +18,8 @@ from torch.utils.data import TensorDataset
 from ..data import CAMERA_MOTIONS, BouncingShapes, CameraClips, DigitImages, MovingDigits, reverse_some
 from ..diffusion import diffusion_loss, drop_labels, flow_matching_loss, make_schedule
 from ..files import atomic_write
-from ..metrics import (fid_lite, frame_difference_energy, label_agreement, motion_stats, object_constancy,
-                       physics_score, psnr, ssim)
+from ..metrics import (digit_constancy, fid_lite, frame_difference_energy, label_agreement, motion_stats,
+                       object_constancy, physics_score, psnr, ssim)
 from ..vae import calibrate_scaling_factor, inflate_frame_vae, vae_loss
 from ..video import encode_dataset
 from ..video.camera import camera_flow_loss
@@ -109,7 +109,8 @@ def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128,
     """Metrics of ``n`` sampled clips (``sample(n, seed)``, the public API's sampler) against ``n`` held-out real ones.
 
     A class-conditional model's clips are drawn for each class in turn (as ``sample`` does), and
-    ``label_agreement`` says how many show the class asked for."""
+    ``label_agreement`` says how many show the class asked for (for digits ``label_accuracy``: how many
+    clear frames show the digit asked for)."""
     def evaluate(sample: Callable[[int, int], torch.Tensor], n: int = n) -> dict[str, float]:
         clips = sample(n, 0)
         ref = real()[:n]
@@ -120,6 +121,11 @@ def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128,
                        exactly_one=c["exactly_one"], physics_px=physics_score(clips)["score"])
             if num_classes:
                 out["label_agreement"] = label_agreement(clips, torch.arange(n) % num_classes)
+        if dataset == "digits":
+            c = digit_constancy(clips, labels=torch.arange(n) % 10 if num_classes else None)
+            out.update(digit_constant=c["digit_constant"], exactly_one=c["exactly_one"])
+            if num_classes:
+                out["label_accuracy"] = c["accuracy"]
         return {k: round(float(v), 4) for k, v in out.items()}
     return evaluate
 
@@ -134,6 +140,14 @@ def _labelled_flow_loss(model: nn.Module, batch: list[torch.Tensor]) -> torch.Te
     time in ten."""
     clips, labels = batch
     return masked_flow_loss(model, reverse_some(clips, 0.5), probs=_TASKS, max_k=4, labels=labels, p_uncond=0.1)
+
+
+def _mirrored_flow_loss(model: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
+    """:func:`_labelled_flow_loss` with half the tasks mirrored in time as well (the last frames given), so
+    that the first frame is learned as often as the last."""
+    clips, labels = batch
+    return masked_flow_loss(model, reverse_some(clips, 0.5), probs=_TASKS, max_k=4, labels=labels, p_uncond=0.1,
+                            mirror=0.5)
 
 
 def _digit_loss(objective: str, time_distribution: str = "logit_normal") -> Callable[[nn.Module, Any], torch.Tensor]:
@@ -207,6 +221,21 @@ def _video_vae_reconstruction(n: int = 64, frames: int = 16) -> Callable[[nn.Mod
                                                       / frame_difference_energy(clips).mean()), 3)
         return {**out, "clips": 2 * n, "frames": frames}
     return evaluate
+
+
+def _moving_digits(num_clips: int, seed: int) -> MovingDigits:
+    """Lesson 07's MovingDigits: one digit of 18 px moving 1-2 px a frame in a 28 x 28 box, 8 frames."""
+    return MovingDigits(num_clips, frames=8, size=28, num_digits=1, digit_size=18, speed=(1.0, 2.0), seed=seed)
+
+
+def _labelled_digit_clips(num_clips: int) -> Callable[[Path], TensorDataset]:
+    """``num_clips`` of lesson 07's MovingDigits clips, rendered once, with each clip's digit: batches
+    ``[clips, labels]``."""
+    def make(folder: Path) -> TensorDataset:
+        digits = _moving_digits(num_clips, seed=0)
+        every = torch.arange(num_clips)
+        return TensorDataset(digits.get_batch(every), digits.clip_labels(every))
+    return make
 
 
 def _camera_latents(num_clips: int, vae: str) -> Callable[[Path], TensorDataset]:
@@ -309,6 +338,21 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=256),
     ),
     Recipe(
+        name="09_causal_vae_t4", lesson=9,
+        summary="the same causal 3D VAE with 4x time compression and 16 latent channels (17 frames of 32x32 -> "
+                "16x5x8x8), started the same way; for latent diffusion on a quarter of the frames",
+        builder="vdlearn.vae:CausalVideoVAE",
+        kwargs={"in_channels": 3, "latent_channels": 16, "width": 16, "spatial_down": 4, "temporal_down": 4,
+                "image_size": 32, "frames": 17},
+        start=lambda vae: inflate_frame_vae(vae, load_pretrained("09_frame_vae_shapes")),
+        data=lambda folder: _ShapesAndDigits(100_000, frames=17),
+        loss=lambda model, batch: vae_loss(model, batch, beta=0.1),
+        num_steps=2_000, batch_size=16, lr=1e-3, warmup_steps=50, decay_steps=500, ema_decay=0.995,
+        weights_dtype="float16",
+        evaluate=_video_vae_reconstruction(),
+        finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=256),
+    ),
+    Recipe(
         name="08_camera_dit_photos", lesson=8,
         summary="camera-controlled image to video: 8 frames of 64x64 moving through the training photographs "
                 "(pan left/right/up/down, zoom in/out, still), in the photo VAE's latents (4x16x16 a frame); a "
@@ -322,6 +366,23 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         sampling={"kind": "camera_video", "shape": [3, 8, 64, 64], "sampler": "flow-euler", "steps": 20,
                   "vae": "08_photo_vae", "guidance_scale": 1.0, "classes": list(CAMERA_MOTIONS)},
         evaluate=_camera_metrics(),
+    ),
+    Recipe(
+        name="07_dit_digits", lesson=7,
+        summary="MovingDigits 8x28x28 in pixels (one 18 px digit moving 1-2 px a frame); a video DiT on 4x4-pixel "
+                "tubelets spanning all 8 frames, told each clip's digit (dropped one time in ten for guidance); "
+                "flow matching, logit-normal t, half the clips played backwards and half the tasks mirrored in "
+                "time (the last frames given); generation, prediction, image to video and interpolation from "
+                "one set of weights; the learning rate decays to 0 over the last 5,000 steps",
+        builder="vdlearn.nn.video_dit:VideoDiT",
+        kwargs={"in_channels": 1, "frames": 8, "size": 28, "patch": 4, "tubelet": 8, "dim": 128, "depth": 8,
+                "heads": 4, "cond_channels": 2, "num_classes": 10},
+        data=_labelled_digit_clips(8192), loss=_mirrored_flow_loss, num_steps=20_000, batch_size=16, lr=5e-4,
+        warmup_steps=200, decay_steps=5_000, ema_decay=0.999, weights_dtype="float16",
+        sampling={"kind": "flow_video", "shape": [1, 8, 28, 28], "sampler": "flow-euler", "steps": 20,
+                  "guidance_scale": 2.0, "classes": [str(d) for d in range(10)]},
+        evaluate=_video_metrics("digits", lambda: _moving_digits(128, seed=10_000).get_batch(torch.arange(128)),
+                                num_classes=10),
     ),
     Recipe(
         name="07_latent_dit_shapes", lesson=7,

@@ -39,9 +39,14 @@ def condition_channels(known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def masked_flow_loss(model: nn.Module | Callable, clips: torch.Tensor, *, probs: Mapping[str, float] | None = None,
                      max_k: int | None = None, time_distribution: str = "logit_normal",
-                     labels: torch.Tensor | None = None, p_uncond: float = 0.1,
+                     labels: torch.Tensor | None = None, p_uncond: float = 0.1, mirror: float = 0.0,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """The loss above, a task per clip drawn with ``probs`` (see :func:`.masks.random_masks`).
+
+    Every task but generation gives frames at the *start* (the first k, the first, the first and the
+    last), so frame 0 is learned in fewer clips than the others and the model draws it worst. With
+    ``mirror`` a fraction of the clips get their task mirrored in time (the last k frames given:
+    predicting the past), which evens that out; right for data that may run backwards.
 
     ``model(x_t, t, cond)`` takes t (B,) in [0, 1] and the condition of :func:`condition_channels`.
     With ``labels`` (B,) it is called ``model(x_t, t, cond, y)``, each label replaced by the model's
@@ -52,7 +57,12 @@ def masked_flow_loss(model: nn.Module | Callable, clips: torch.Tensor, *, probs:
         y = drop_labels(labels, p_uncond, _null_label(model, None), generator=generator)
         net = model
         model = lambda x, t, c: net(x, t, c, y)  # noqa: E731
+    if not 0.0 <= mirror <= 1.0:
+        raise ValueError(f"mirror is the fraction of clips whose task is mirrored in time, in [0, 1]; got {mirror!r}")
     mask = random_masks(b, frames, probs, max_k=max_k, generator=generator, device=clips.device)
+    if mirror > 0:
+        flip = torch.rand(b, generator=generator, device=clips.device) < mirror
+        mask = torch.where(flip[:, None], mask.flip(1), mask)
     t = fm.sample_time(b, time_distribution, generator=generator, device=clips.device, dtype=clips.dtype)
     noise = torch.randn(clips.shape, generator=generator, device=clips.device, dtype=clips.dtype)
     x_t = fm.flow_path(clips, noise, t, check=False)
