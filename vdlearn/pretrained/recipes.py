@@ -297,6 +297,19 @@ _UNET06 = {"in_channels": 1, "base_channels": 16, "channel_mults": [1, 2, 4], "a
 _DIGITS06 = dict(builder="vdlearn.nn:UNet2D", kwargs=_UNET06, data=lambda folder: DigitImages(20_000, seed=0),
                  num_steps=2_500, batch_size=64, lr=2e-3, warmup_steps=100, ema_decay=0.999, evaluate=_fid())
 
+def _causal_vae_kwargs(temporal_down: int, latent_channels: int) -> dict[str, Any]:
+    return {"in_channels": 3, "latent_channels": latent_channels, "width": 16, "spatial_down": 4,
+            "temporal_down": temporal_down, "image_size": 32, "frames": 17}
+
+
+#: the causal VAEs of lesson 09: started from the shipped FrameVAE inflated to 3D, trained on shapes and digits
+_CAUSAL_VAE = dict(builder="vdlearn.vae:CausalVideoVAE",
+                   start=lambda vae: inflate_frame_vae(vae, load_pretrained("09_frame_vae_shapes")),
+                   data=lambda folder: _ShapesAndDigits(100_000, frames=17),
+                   loss=lambda model, batch: vae_loss(model, batch, beta=0.1), batch_size=16, lr=1e-3,
+                   warmup_steps=50, ema_decay=0.995, evaluate=_video_vae_reconstruction(),
+                   finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=256))
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe(name="06_unet2d_digits", lesson=6, **_DIGITS06, loss=_digit_loss("v"),
            summary="lesson 06's cpu U-Net on 20,000 digits, class-conditional with label dropout; v-prediction, "
@@ -327,31 +340,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         summary="a causal 3D VAE (4x space, 2x time, 8 latent channels: 17 frames of 32x32 -> 8x9x8x8) of "
                 "BouncingShapes and MovingDigits clips, started from the shipped FrameVAE's weights inflated to "
                 "3D (each kernel on the present frame); beta 0.1, calibrated Gaussian decoder",
-        builder="vdlearn.vae:CausalVideoVAE",
-        kwargs={"in_channels": 3, "latent_channels": 8, "width": 16, "spatial_down": 4, "temporal_down": 2,
-                "image_size": 32, "frames": 17},
-        start=lambda vae: inflate_frame_vae(vae, load_pretrained("09_frame_vae_shapes")),
-        data=lambda folder: _ShapesAndDigits(100_000, frames=17),
-        loss=lambda model, batch: vae_loss(model, batch, beta=0.1),
-        num_steps=1_600, batch_size=16, lr=1e-3, warmup_steps=50, decay_steps=400, ema_decay=0.995,
-        evaluate=_video_vae_reconstruction(),
-        finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=256),
-    ),
+        kwargs=_causal_vae_kwargs(temporal_down=2, latent_channels=8), num_steps=1_600, decay_steps=400,
+        **_CAUSAL_VAE),
     Recipe(
         name="09_causal_vae_t4", lesson=9,
         summary="the same causal 3D VAE with 4x time compression and 16 latent channels (17 frames of 32x32 -> "
                 "16x5x8x8), started the same way; for latent diffusion on a quarter of the frames",
-        builder="vdlearn.vae:CausalVideoVAE",
-        kwargs={"in_channels": 3, "latent_channels": 16, "width": 16, "spatial_down": 4, "temporal_down": 4,
-                "image_size": 32, "frames": 17},
-        start=lambda vae: inflate_frame_vae(vae, load_pretrained("09_frame_vae_shapes")),
-        data=lambda folder: _ShapesAndDigits(100_000, frames=17),
-        loss=lambda model, batch: vae_loss(model, batch, beta=0.1),
-        num_steps=2_000, batch_size=16, lr=1e-3, warmup_steps=50, decay_steps=500, ema_decay=0.995,
-        weights_dtype="float16",
-        evaluate=_video_vae_reconstruction(),
-        finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=256),
-    ),
+        kwargs=_causal_vae_kwargs(temporal_down=4, latent_channels=16), num_steps=2_000, decay_steps=500,
+        weights_dtype="float16", **_CAUSAL_VAE),
     Recipe(
         name="08_camera_dit_photos", lesson=8,
         summary="camera-controlled image to video: 8 frames of 64x64 moving through the training photographs "
