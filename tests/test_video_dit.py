@@ -128,7 +128,8 @@ def test_mirrored_tasks_give_the_last_frames_instead_of_the_first():
     assert float(masked_flow_loss(wrong_last, clips, probs=i2v, mirror=1.0, generator=g())) < 1e-8
     assert float(masked_flow_loss(wrong_first, clips, probs=i2v, mirror=1.0, generator=g())) > 1.0
     # half mirrored: both frames are learned in some clips
-    losses = [float(masked_flow_loss(m, clips, probs=i2v, mirror=0.5, generator=g())) for m in (wrong_first, wrong_last)]
+    losses = [float(masked_flow_loss(m, clips, probs=i2v, mirror=0.5, generator=g()))
+              for m in (wrong_first, wrong_last)]
     assert min(losses) > 0.3
     with pytest.raises(ValueError, match="mirror"):
         masked_flow_loss(wrong_first, clips, mirror=1.5)
