@@ -122,7 +122,7 @@ def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128,
             if num_classes:
                 out["label_agreement"] = label_agreement(clips, torch.arange(n) % num_classes)
         if dataset == "digits":
-            c = digit_constancy(clips, labels=torch.arange(n) % 10 if num_classes else None)
+            c = digit_constancy(clips, labels=torch.arange(n) % num_classes if num_classes else None)
             out.update(digit_constant=c["digit_constant"], exactly_one=c["exactly_one"])
             if num_classes:
                 out["label_accuracy"] = c["accuracy"]
@@ -134,20 +134,17 @@ def _flow_loss(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
     return masked_flow_loss(model, clips, probs=_TASKS, max_k=4)
 
 
-def _labelled_flow_loss(model: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
-    """The same tasks, half the clips played backwards (bouncing is time-reversible, and so the first
-    frame is generated as often as the last), the clip's class given and dropped to the null label one
-    time in ten."""
+def _labelled_flow_loss(model: nn.Module, batch: list[torch.Tensor], mirror: float = 0.0) -> torch.Tensor:
+    """The same tasks, half the clips played backwards (bouncing is time-reversible), the clip's class given
+    and dropped to the null label one time in ten; ``mirror`` of the tasks mirrored in time (the last
+    frames given), so that the first frame is learned as often as the last."""
     clips, labels = batch
-    return masked_flow_loss(model, reverse_some(clips, 0.5), probs=_TASKS, max_k=4, labels=labels, p_uncond=0.1)
+    return masked_flow_loss(model, reverse_some(clips, 0.5), probs=_TASKS, max_k=4, labels=labels, p_uncond=0.1,
+                            mirror=mirror)
 
 
 def _mirrored_flow_loss(model: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
-    """:func:`_labelled_flow_loss` with half the tasks mirrored in time as well (the last frames given), so
-    that the first frame is learned as often as the last."""
-    clips, labels = batch
-    return masked_flow_loss(model, reverse_some(clips, 0.5), probs=_TASKS, max_k=4, labels=labels, p_uncond=0.1,
-                            mirror=0.5)
+    return _labelled_flow_loss(model, batch, mirror=0.5)
 
 
 def _digit_loss(objective: str, time_distribution: str = "logit_normal") -> Callable[[nn.Module, Any], torch.Tensor]:
