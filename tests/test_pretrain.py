@@ -264,3 +264,61 @@ def test_a_class_conditional_flow_model_samples_the_classes_asked_for_by_index_o
         pretrained.sample("tiny_classes", 4, folder=tmp_path, labels="d")
     with pytest.raises(ValueError, match=r"4 class indices in \[0, 2\]"):
         pretrained.sample("tiny_classes", 4, folder=tmp_path, labels=[0, 1, 2, 3])
+
+
+def test_a_causal_latent_mask_knows_a_latent_frame_only_when_all_its_frames_are_given():
+    from vdlearn.pretrained.shipped import causal_latent_mask
+
+    def given(frames, k):                             # the first k of `frames` frames
+        return (torch.arange(frames) < k)[None]
+
+    # stride 2: latent 0 <- frame 0; latent j <- frames 2j-1, 2j; 8 frames -> 5 latent frames, the last half padding
+    assert causal_latent_mask(given(8, 1), 2).tolist() == [[True, False, False, False, False]]
+    assert causal_latent_mask(given(8, 2), 2).tolist() == [[True, False, False, False, False]]
+    assert causal_latent_mask(given(8, 3), 2).tolist() == [[True, True, False, False, False]]
+    assert causal_latent_mask(given(8, 8), 2).tolist() == [[True, True, True, True, False]]
+    assert causal_latent_mask(given(9, 9), 2).tolist() == [[True] * 5]
+    assert causal_latent_mask(given(8, 5), 4).tolist() == [[True, True, False]]
+    # a frame given in the middle alone makes no latent frame known
+    middle = torch.zeros(1, 8, dtype=torch.bool)
+    middle[0, 4] = True
+    assert not causal_latent_mask(middle, 2).any()
+
+
+def test_a_flow_model_in_causal_latents_continues_clips_and_refuses_interpolation(tmp_path):
+    from vdlearn.nn.video_dit import VideoDiT
+    from vdlearn.video import encode_clips
+
+    vae_name = "09_causal_vae"
+    entry = pretrained.manifest()[vae_name]
+    shutil.copy(pretrained.checkpoint_dir() / entry["file"], tmp_path / entry["file"])
+    (tmp_path / "manifest.json").write_text(json.dumps({vae_name: entry}))
+    torch.manual_seed(0)
+    kwargs = {"in_channels": 8, "frames": 5, "size": 8, "patch": 2, "tubelet": 5, "dim": 16, "depth": 1,
+              "heads": 2, "cond_channels": 9}
+    net = VideoDiT(**kwargs)
+    sampling = {"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 2,
+                "vae": vae_name}
+    pretrained.save_pretrained(net, "tiny_causal", lesson=7, builder="vdlearn.nn.video_dit:VideoDiT",
+                               kwargs=kwargs, trained="test", sampling=sampling, folder=tmp_path)
+    clips = pretrained.sample("tiny_causal", 2, seed=0, folder=tmp_path)
+    assert clips.shape == (2, 3, 8, 32, 32) and clips.abs().max() <= 1
+    from vdlearn.data import BouncingShapes
+    real = BouncingShapes(2, frames=8, size=32, seed=3).get_batch(torch.arange(2))
+    went_on = pretrained.sample("tiny_causal", 2, folder=tmp_path, context=real[:, :, :3])
+    assert torch.equal(went_on[:, :, :3], real[:, :, :3])
+    # what the sampler is given as known latents: the causal encoder's latents of the first 3 frames are
+    # those of the whole clip (latent frames 0 and 1), whatever the unknown frames hold
+    vae = pretrained.load_pretrained(vae_name, tmp_path)
+    zeroed = real.clone()
+    zeroed[:, :, 3:] = 0
+    assert torch.allclose(encode_clips(vae, zeroed)[:, :, :2], encode_clips(vae, real)[:, :, :2], atol=1e-5)
+    with pytest.raises(ValueError, match="not first= and last="):
+        pretrained.sample("tiny_causal", 2, folder=tmp_path, first=real[:, :, 0], last=real[:, :, -1])
+    # grey clips through the colour autoencoder: repeated to RGB in, averaged out
+    pretrained.save_pretrained(net, "tiny_causal_grey", lesson=7, builder="vdlearn.nn.video_dit:VideoDiT",
+                               kwargs=kwargs, trained="test", sampling={**sampling, "shape": [1, 8, 32, 32]},
+                               folder=tmp_path)
+    grey = pretrained.sample("tiny_causal_grey", 2, seed=0, folder=tmp_path)
+    assert grey.shape == (2, 1, 8, 32, 32)
+    assert torch.allclose(grey, clips.mean(dim=1, keepdim=True), atol=1e-5)

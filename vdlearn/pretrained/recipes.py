@@ -235,6 +235,43 @@ def _labelled_digit_clips(num_clips: int) -> Callable[[Path], TensorDataset]:
     return make
 
 
+class _Grey:
+    """A grey clip dataset repeated to RGB (for an autoencoder of colour clips)."""
+
+    def __init__(self, data: Any):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def get_batch(self, indices: Any) -> torch.Tensor:
+        return self.data.get_batch(indices).expand(-1, 3, -1, -1, -1)
+
+
+def _labelled_causal_latents(dataset: Callable[[], Any], labels: Callable[[Any, torch.Tensor], torch.Tensor],
+                             vae: str) -> Callable[[Path], TensorDataset]:
+    """Clips of ``dataset()`` encoded once by the causal VAE ``vae``, with ``labels(dataset, indices)``:
+    batches ``[latents, labels]``."""
+    def make(folder: Path) -> TensorDataset:
+        data = dataset()
+        latents = _latents(lambda: data, vae)(folder)
+        return TensorDataset(latents, labels(data, torch.arange(len(latents))))
+    return make
+
+
+#: Tasks on a causal VAE's latents: latent frame 0 is frame 0 alone, so "the first k latent frames" is a
+#: clip's beginning; the last latent frame is not the last frame alone (no interpolation), nor does a
+#: latent clip run backwards (no reversal, no mirrored tasks).
+_CAUSAL_TASKS = {"unconditional": 0.6, "prediction": 0.3, "image_to_video": 0.1}
+
+
+def _causal_flow_loss(model: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
+    """Flow matching on labelled causal latents: the tasks above (up to 2 given latent frames, that is up to
+    3 frames at 2x time compression), the class dropped to the null label one time in ten."""
+    latents, labels = batch
+    return masked_flow_loss(model, latents, probs=_CAUSAL_TASKS, max_k=2, labels=labels, p_uncond=0.1)
+
+
 def _camera_latents(num_clips: int, vae: str) -> Callable[[Path], TensorDataset]:
     """``num_clips`` camera clips of the training photographs (8 frames of 64x64) encoded by ``vae``, and their
     motions: batches ``[latents, motions]``."""
@@ -376,6 +413,40 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                   "guidance_scale": 2.0, "classes": [str(d) for d in range(10)]},
         evaluate=_video_metrics("digits", lambda: _moving_digits(128, seed=10_000).get_batch(torch.arange(128)),
                                 num_classes=10),
+    ),
+    Recipe(
+        name="07_causal_dit_digits", lesson=7,
+        summary="MovingDigits 8x28x28 (one 18 px digit moving 1-2 px a frame) in the causal VAE's latents "
+                "(8 frames, repeated to RGB -> 8x5x7x7); a video DiT whose tokens span all 5 latent frames, told each clip's digit "
+                "(dropped one time in ten for guidance); flow matching, logit-normal t; generation, prediction and "
+                "image to video from one set of weights; the learning rate decays to 0 over the last 4,000 steps",
+        builder="vdlearn.nn.video_dit:VideoDiT",
+        kwargs={"in_channels": 8, "frames": 5, "size": 7, "patch": 1, "tubelet": 5, "dim": 128, "depth": 8,
+                "heads": 4, "cond_channels": 9, "num_classes": 10},
+        data=_labelled_causal_latents(lambda: _Grey(_moving_digits(16_384, seed=0)),
+                                      lambda data, i: data.data.clip_labels(i), "09_causal_vae"),
+        loss=_causal_flow_loss, num_steps=15_000, batch_size=16, lr=5e-4, warmup_steps=200, decay_steps=4_000,
+        ema_decay=0.999, weights_dtype="float16",
+        sampling={"kind": "latent_flow_video", "shape": [1, 8, 28, 28], "sampler": "flow-euler", "steps": 20,
+                  "vae": "09_causal_vae", "guidance_scale": 2.0, "classes": [str(d) for d in range(10)]},
+        evaluate=_video_metrics("digits", lambda: _moving_digits(128, seed=10_000).get_batch(torch.arange(128)),
+                                num_classes=10),
+    ),
+    Recipe(
+        name="07_causal_dit_shapes", lesson=7,
+        summary="BouncingShapes 8x32x32 in the causal VAE's latents (8 frames -> 8x5x8x8); the video DiT of "
+                "07_causal_dit_digits told each clip's kind and colour (18 classes); the same objective and tasks",
+        builder="vdlearn.nn.video_dit:VideoDiT",
+        kwargs={"in_channels": 8, "frames": 5, "size": 8, "patch": 1, "tubelet": 5, "dim": 128, "depth": 8,
+                "heads": 4, "cond_channels": 9, "num_classes": 18},
+        data=_labelled_causal_latents(lambda: BouncingShapes(16_384, frames=8, size=32, seed=0),
+                                      lambda data, i: data.labels(i), "09_causal_vae"),
+        loss=_causal_flow_loss, num_steps=15_000, batch_size=16, lr=5e-4, warmup_steps=200, decay_steps=4_000,
+        ema_decay=0.999, weights_dtype="float16",
+        sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 20,
+                  "vae": "09_causal_vae", "guidance_scale": 2.0, "classes": BouncingShapes(1).class_names()},
+        evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
+                                .get_batch(torch.arange(128)), num_classes=18),
     ),
     Recipe(
         name="07_latent_dit_shapes", lesson=7,

@@ -181,7 +181,8 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
       unconditionally without them. A class-conditional one also takes ``labels`` (n,): class indices
       or names from its recipe's ``classes`` (e.g. ``"red triangle"``; default: the classes in turn, or
       the null class when frames are given, since they show the class)
-      and ``guidance_scale`` (default: its recipe's);
+      and ``guidance_scale`` (default: its recipe's). One in a *causal* VAE's latents runs forwards only:
+      it takes ``image`` and ``context``, not ``first`` and ``last``;
     - a camera-controlled image-to-video model (``camera_video``) takes ``image`` (n, 3, S, S), required,
       and ``labels``: camera motions by name (``"pan_left"``, ``"zoom_in"``, ...; default: each in turn);
       ``keep_given=False`` returns the network's frames without the photograph's pixels put back.
@@ -327,12 +328,44 @@ def flow_clips(model: nn.Module, vae: nn.Module | None, n: int, shape: tuple[int
     """Sample a flow-matching video model of pixels (``vae=None``) or of a frame VAE's latents (the given
     frames are encoded, the result decoded); given frames are returned exactly as given. A class-conditional
     model takes ``labels`` (n,) and ``guidance_scale``."""
+    from ..vae import CausalVideoVAE
     from ..video import decode_clips, encode_clips
     from ..video.flow import sample_masked_flow
 
     known, mask = _given_frames(condition, n, shape)
-    x = known.clamp(-1, 1) if vae is None else encode_clips(vae, known.clamp(-1, 1))
-    x = sample_masked_flow(model, x, mask, steps=steps, shift=shift, labels=labels, guidance_scale=guidance_scale,
-                           generator=generator)
-    clips = (x if vae is None else decode_clips(vae, x)).clamp(-1, 1)
-    return torch.where(mask[:, None, :, None, None], known, clips)
+    causal = isinstance(vae, CausalVideoVAE)
+    if causal and "last" in condition:
+        raise ValueError("this model works in a causal VAE's latents, which run forwards only: it takes image= "
+                         "(image to video) or context= (prediction), not first= and last= (interpolation)")
+    # grey clips through an autoencoder of colour ones: repeated to RGB in, the channels' mean out
+    grey = vae is not None and shape[0] == 1 and _vae_channels(vae) == 3
+    x = known.clamp(-1, 1) if vae is None else encode_clips(vae, known.clamp(-1, 1).expand(-1, 3 if grey else -1,
+                                                                                              -1, -1, -1))
+    latent_mask = causal_latent_mask(mask, vae.temporal_down) if causal else mask
+    x = sample_masked_flow(model, x, latent_mask, steps=steps, shift=shift, labels=labels,
+                           guidance_scale=guidance_scale, generator=generator)
+    if vae is None:
+        clips = x
+    else:
+        clips = decode_clips(vae, x, frames=shape[1]) if causal else decode_clips(vae, x)
+        clips = clips.mean(dim=1, keepdim=True) if grey else clips
+    return torch.where(mask[:, None, :, None, None], known, clips.clamp(-1, 1))
+
+
+def _vae_channels(vae: nn.Module) -> int:
+    """The image channels an autoencoder takes (its first convolution's input)."""
+    first = next(m for m in vae.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
+    return first.in_channels
+
+
+def causal_latent_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
+    """Which latent frames of a causal VAE (time stride ``stride``) are known, given which frames are (B, T).
+
+    Latent frame 0 is frame 0 alone; latent frame j >= 1 holds frames (j-1)s+1 ... js. Because the encoder
+    is causal, the latent of a given beginning of a clip is the same whatever follows, so latent frame j is
+    known when all of its frames are given (a frame past the clip's end is not)."""
+    b, frames = mask.shape
+    latent = 1 + -(-(frames - 1) // stride)
+    padded = torch.cat([mask, mask.new_zeros(b, 1 + stride * (latent - 1) - frames)], dim=1)
+    rest = padded[:, 1:].reshape(b, latent - 1, stride).all(dim=2)
+    return torch.cat([padded[:, :1], rest], dim=1)
