@@ -184,10 +184,10 @@ def test_the_video_recipe_scores_real_clips_as_real_and_mixed_clips_as_broken():
 def test_the_digit_recipe_scores_real_clips_of_the_asked_digit_and_refuses_wrong_or_mixed_ones():
     from vdlearn.metrics import mix_frames
 
-    recipe = recipes.get_recipe("07_dit_digits")
-    data = recipe.data(None)
-    clips, labels = data.tensors
-    assert clips.shape[1:] == (1, 8, 28, 28) and labels.shape == (len(clips),)
+    recipe = recipes.get_recipe("07_causal_dit_digits")
+    digits = recipes._moving_digits(300, seed=0)
+    clips, labels = digits.get_batch(torch.arange(300)), digits.clip_labels(torch.arange(300))
+    assert clips.shape[1:] == tuple(recipe.sampling["shape"]) and labels.shape == (len(clips),)
     # clip i of the "samples" shows digit i % 10, as the evaluation asks for
     order = torch.cat([torch.nonzero(labels == d)[:3, 0] for d in range(10)]).view(10, 3).T.flatten()
     asked = clips[order]

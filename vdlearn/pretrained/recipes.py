@@ -134,17 +134,11 @@ def _flow_loss(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
     return masked_flow_loss(model, clips, probs=_TASKS, max_k=4)
 
 
-def _labelled_flow_loss(model: nn.Module, batch: list[torch.Tensor], mirror: float = 0.0) -> torch.Tensor:
+def _labelled_flow_loss(model: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
     """The same tasks, half the clips played backwards (bouncing is time-reversible), the clip's class given
-    and dropped to the null label one time in ten; ``mirror`` of the tasks mirrored in time (the last
-    frames given), so that the first frame is learned as often as the last."""
+    and dropped to the null label one time in ten."""
     clips, labels = batch
-    return masked_flow_loss(model, reverse_some(clips, 0.5), probs=_TASKS, max_k=4, labels=labels, p_uncond=0.1,
-                            mirror=mirror)
-
-
-def _mirrored_flow_loss(model: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
-    return _labelled_flow_loss(model, batch, mirror=0.5)
+    return masked_flow_loss(model, reverse_some(clips, 0.5), probs=_TASKS, max_k=4, labels=labels, p_uncond=0.1)
 
 
 def _digit_loss(objective: str, time_distribution: str = "logit_normal") -> Callable[[nn.Module, Any], torch.Tensor]:
@@ -223,16 +217,6 @@ def _video_vae_reconstruction(n: int = 64, frames: int = 16) -> Callable[[nn.Mod
 def _moving_digits(num_clips: int, seed: int) -> MovingDigits:
     """Lesson 07's MovingDigits: one digit of 18 px moving 1-2 px a frame in a 28 x 28 box, 8 frames."""
     return MovingDigits(num_clips, frames=8, size=28, num_digits=1, digit_size=18, speed=(1.0, 2.0), seed=seed)
-
-
-def _labelled_digit_clips(num_clips: int) -> Callable[[Path], TensorDataset]:
-    """``num_clips`` of lesson 07's MovingDigits clips, rendered once, with each clip's digit: batches
-    ``[clips, labels]``."""
-    def make(folder: Path) -> TensorDataset:
-        digits = _moving_digits(num_clips, seed=0)
-        every = torch.arange(num_clips)
-        return TensorDataset(digits.get_batch(every), digits.clip_labels(every))
-    return make
 
 
 class _Grey:
@@ -396,23 +380,6 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         sampling={"kind": "camera_video", "shape": [3, 8, 64, 64], "sampler": "flow-euler", "steps": 20,
                   "vae": "08_photo_vae", "guidance_scale": 1.0, "classes": list(CAMERA_MOTIONS)},
         evaluate=_camera_metrics(),
-    ),
-    Recipe(
-        name="07_dit_digits", lesson=7,
-        summary="MovingDigits 8x28x28 in pixels (one 18 px digit moving 1-2 px a frame); a video DiT on 4x4-pixel "
-                "tubelets spanning all 8 frames, told each clip's digit (dropped one time in ten for guidance); "
-                "flow matching, logit-normal t, half the clips played backwards and half the tasks mirrored in "
-                "time (the last frames given); generation, prediction, image to video and interpolation from "
-                "one set of weights; the learning rate decays to 0 over the last 5,000 steps",
-        builder="vdlearn.nn.video_dit:VideoDiT",
-        kwargs={"in_channels": 1, "frames": 8, "size": 28, "patch": 4, "tubelet": 8, "dim": 128, "depth": 8,
-                "heads": 4, "cond_channels": 2, "num_classes": 10},
-        data=_labelled_digit_clips(8192), loss=_mirrored_flow_loss, num_steps=20_000, batch_size=16, lr=5e-4,
-        warmup_steps=200, decay_steps=5_000, ema_decay=0.999, weights_dtype="float16",
-        sampling={"kind": "flow_video", "shape": [1, 8, 28, 28], "sampler": "flow-euler", "steps": 20,
-                  "guidance_scale": 2.0, "classes": [str(d) for d in range(10)]},
-        evaluate=_video_metrics("digits", lambda: _moving_digits(128, seed=10_000).get_batch(torch.arange(128)),
-                                num_classes=10),
     ),
     Recipe(
         name="07_causal_dit_digits", lesson=7,
