@@ -384,9 +384,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe(
         name="07_causal_dit_digits", lesson=7,
         summary="MovingDigits 8x28x28 (one 18 px digit moving 1-2 px a frame) in the causal VAE's latents "
-                "(8 frames, repeated to RGB -> 8x5x7x7); a video DiT whose tokens span all 5 latent frames, told each clip's digit "
-                "(dropped one time in ten for guidance); flow matching, logit-normal t; generation, prediction and "
-                "image to video from one set of weights; the learning rate decays to 0 over the last 4,000 steps",
+                "(8 frames, repeated to RGB -> 8x5x7x7); a video DiT whose tokens span all 5 latent frames, told "
+                "each clip's digit (dropped one time in ten for guidance); flow matching, logit-normal t; "
+                "generation, prediction and image to video from one set of weights; the learning rate decays to 0 "
+                "over the last 4,000 steps",
         builder="vdlearn.nn.video_dit:VideoDiT",
         kwargs={"in_channels": 8, "frames": 5, "size": 7, "patch": 1, "tubelet": 5, "dim": 128, "depth": 8,
                 "heads": 4, "cond_channels": 9, "num_classes": 10},
