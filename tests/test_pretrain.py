@@ -43,7 +43,7 @@ def tiny(monkeypatch, tmp_path):
 
 
 def test_unknown_recipes_and_steps_are_explained(tiny):
-    with pytest.raises(KeyError, match="no pretraining recipe 'nope'.*07_latent_dit_shapes"):
+    with pytest.raises(KeyError, match="no pretraining recipe 'nope'.*07_causal_dit_shapes"):
         pretrained.pretrain("nope")
     with pytest.raises(ValueError, match=r"until must be a step in 1\.\.6"):
         pretrained.pretrain(TINY.name, workdir=tiny[0], until=7)
@@ -172,7 +172,7 @@ def test_the_video_recipe_scores_real_clips_as_real_and_mixed_clips_as_broken():
     from vdlearn.data import BouncingShapes
     from vdlearn.metrics import mix_frames
 
-    evaluate = recipes.get_recipe("07_latent_dit_shapes").evaluate
+    evaluate = recipes.get_recipe("07_causal_dit_shapes").evaluate
     real = BouncingShapes(32, frames=8, size=32, seed=5).get_batch(torch.arange(32))
     good = evaluate(lambda n, seed: real[:n], 32)
     assert good["constant"] == 1.0 and good["exactly_one"] == 1.0 and good["physics_px"] < 0.5

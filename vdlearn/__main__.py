@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                     "resume after any interruption. At the recipe's last step the model is saved in\n"
                     "data/checkpoints with its manifest entry (steps, hours, machine, metrics).",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    pre.add_argument("name", nargs="?", help="the recipe, e.g. 07_latent_dit_shapes")
+    pre.add_argument("name", nargs="?", help="the recipe, e.g. 07_causal_dit_shapes")
     pre.add_argument("--list", action="store_true", help="show the recipes and stop")
     pre.add_argument("--evaluate", action="store_true", help="score the run's latest checkpoint and add the "
                      "point to its learning curve, while it trains (run it in another terminal)")

@@ -2,7 +2,7 @@
 
 A :class:`Recipe` names the data, the network (its builder and keyword arguments), the objective,
 the optimiser's settings, the EMA, the seed and the sampler; :mod:`.runs` runs it. Data that is
-expensive to make (clips encoded by a frame VAE) is made once and kept in the run's folder, so a
+expensive to make (clips encoded by a video autoencoder) is made once and kept in the run's folder, so a
 resumed run trains on exactly the same examples.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from ..data import CAMERA_MOTIONS, BouncingShapes, CameraClips, DigitImages, MovingDigits, reverse_some
+from ..data import CAMERA_MOTIONS, BouncingShapes, CameraClips, DigitImages, MovingDigits
 from ..diffusion import diffusion_loss, drop_labels, flow_matching_loss, make_schedule
 from ..files import atomic_write
 from ..metrics import (digit_constancy, fid_lite, frame_difference_energy, label_agreement, motion_stats,
@@ -92,18 +92,6 @@ def _latents(dataset: Callable[[], Any], vae: str) -> Callable[[Path], torch.Ten
     return make
 
 
-def _labelled_latents(dataset: Callable[[], Any], vae: str) -> Callable[[Path], TensorDataset]:
-    """Latent clips with each clip's class (``dataset().labels``): batches ``[latents, labels]``."""
-    def make(folder: Path) -> TensorDataset:
-        latents = _latents(dataset, vae)(folder)
-        return TensorDataset(latents, dataset().labels(range(len(latents))))
-    return make
-
-
-#: Half the clips are generated from nothing, the rest continue, animate or join given frames.
-_TASKS = {"unconditional": 0.5, "prediction": 0.3, "image_to_video": 0.1, "interpolation": 0.1}
-
-
 def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128,
                    num_classes: int = 0) -> Callable[..., dict[str, float]]:
     """Metrics of ``n`` sampled clips (``sample(n, seed)``, the public API's sampler) against ``n`` held-out real ones.
@@ -128,17 +116,6 @@ def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128,
                 out["label_accuracy"] = c["accuracy"]
         return {k: round(float(v), 4) for k, v in out.items()}
     return evaluate
-
-
-def _flow_loss(model: nn.Module, clips: torch.Tensor) -> torch.Tensor:
-    return masked_flow_loss(model, clips, probs=_TASKS, max_k=4)
-
-
-def _labelled_flow_loss(model: nn.Module, batch: list[torch.Tensor]) -> torch.Tensor:
-    """The same tasks, half the clips played backwards (bouncing is time-reversible), the clip's class given
-    and dropped to the null label one time in ten."""
-    clips, labels = batch
-    return masked_flow_loss(model, reverse_some(clips, 0.5), probs=_TASKS, max_k=4, labels=labels, p_uncond=0.1)
 
 
 def _digit_loss(objective: str, time_distribution: str = "logit_normal") -> Callable[[nn.Module, Any], torch.Tensor]:
@@ -402,8 +379,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     ),
     Recipe(
         name="07_causal_dit_shapes", lesson=7,
-        summary="BouncingShapes 8x32x32 in the causal VAE's latents (8 frames -> 8x5x8x8); the video DiT of "
-                "07_causal_dit_digits told each clip's kind and colour (18 classes); the same objective and tasks",
+        summary="BouncingShapes 8x32x32 in the causal VAE's latents (8 frames -> 8x5x8x8); a video DiT whose "
+                "tokens span all 5 latent frames, told each clip's kind and colour (18 classes, dropped one time in "
+                "ten for guidance); flow matching, logit-normal t; generation, prediction and image to video from "
+                "one set of weights; the learning rate decays to 0 over the last 4,000 steps",
         builder="vdlearn.nn.video_dit:VideoDiT",
         kwargs={"in_channels": 8, "frames": 5, "size": 8, "patch": 1, "tubelet": 5, "dim": 128, "depth": 8,
                 "heads": 4, "cond_channels": 9, "num_classes": 18},
@@ -413,25 +392,6 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         ema_decay=0.999, weights_dtype="float16",
         sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 20,
                   "vae": "09_causal_vae", "guidance_scale": 2.0, "classes": BouncingShapes(1).class_names()},
-        evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
-                                .get_batch(torch.arange(128)), num_classes=18),
-    ),
-    Recipe(
-        name="07_latent_dit_shapes", lesson=7,
-        summary="BouncingShapes 8x32x32 in the FrameVAE's latents (4x8x8 a frame); a video DiT whose tokens "
-                "span all 8 frames, told each clip's kind and colour (18 classes, dropped one time in ten for "
-                "guidance); flow matching, logit-normal t, half the clips played backwards; generation, "
-                "prediction, image to video and interpolation from one set of weights; the learning rate "
-                "decays to 0 over the last 4,500 steps",
-        builder="vdlearn.nn.video_dit:VideoDiT",
-        kwargs={"in_channels": 4, "frames": 8, "size": 8, "patch": 1, "tubelet": 8, "dim": 128, "depth": 8,
-                "heads": 4, "cond_channels": 5, "num_classes": 18},
-        data=_labelled_latents(lambda: BouncingShapes(8192, frames=8, size=32, seed=0), "09_frame_vae_shapes"),
-        loss=_labelled_flow_loss, num_steps=18_000, batch_size=16, lr=5e-4, warmup_steps=200, decay_steps=4_500,
-        ema_decay=0.999,
-        sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 20,
-                  "vae": "09_frame_vae_shapes", "guidance_scale": 2.0,
-                  "classes": BouncingShapes(1).class_names()},
         evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
                                 .get_batch(torch.arange(128)), num_classes=18),
     ),
