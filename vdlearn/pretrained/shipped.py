@@ -338,7 +338,7 @@ def flow_clips(model: nn.Module, vae: nn.Module | None, n: int, shape: tuple[int
         raise ValueError("this model works in a causal VAE's latents, which run forwards only: it takes image= "
                          "(image to video) or context= (prediction), not first= and last= (interpolation)")
     # grey clips through an autoencoder of colour ones: repeated to RGB in, the channels' mean out
-    grey = vae is not None and shape[0] == 1 and _vae_channels(vae) == 3
+    grey = vae is not None and shape[0] == 1 and vae.in_channels == 3
     x = known.clamp(-1, 1) if vae is None else encode_clips(vae, known.clamp(-1, 1).expand(-1, 3 if grey else -1,
                                                                                               -1, -1, -1))
     latent_mask = causal_latent_mask(mask, vae.temporal_down) if causal else mask
@@ -350,12 +350,6 @@ def flow_clips(model: nn.Module, vae: nn.Module | None, n: int, shape: tuple[int
         clips = decode_clips(vae, x, frames=shape[1]) if causal else decode_clips(vae, x)
         clips = clips.mean(dim=1, keepdim=True) if grey else clips
     return torch.where(mask[:, None, :, None, None], known, clips.clamp(-1, 1))
-
-
-def _vae_channels(vae: nn.Module) -> int:
-    """The image channels an autoencoder takes (its first convolution's input)."""
-    first = next(m for m in vae.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d)))
-    return first.in_channels
 
 
 def causal_latent_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
