@@ -267,10 +267,19 @@ def test_a_class_conditional_flow_model_samples_the_classes_asked_for_by_index_o
 
 
 def test_a_causal_latent_mask_knows_a_latent_frame_only_when_all_its_frames_are_given():
-    from vdlearn.pretrained.shipped import causal_latent_mask
+    from vdlearn.vae import CausalVideoVAE, FrameVAE
+    from vdlearn.video import known_latent_frames
+
+    vaes = {s: CausalVideoVAE(3, latent_channels=4, width=8, temporal_down=s) for s in (2, 4)}
+
+    def causal_latent_mask(mask, stride):
+        return known_latent_frames(vaes[stride], mask)
 
     def given(frames, k):                             # the first k of `frames` frames
         return (torch.arange(frames) < k)[None]
+
+    # a FrameVAE keeps a latent frame per frame
+    assert torch.equal(known_latent_frames(FrameVAE(3, latent_channels=4), given(8, 3)), given(8, 3))
 
     # stride 2: latent 0 <- frame 0; latent j <- frames 2j-1, 2j; 8 frames -> 5 latent frames, the last half padding
     assert causal_latent_mask(given(8, 1), 2).tolist() == [[True, False, False, False, False]]

@@ -209,9 +209,9 @@ class _Grey:
         return self.data.get_batch(indices).expand(-1, 3, -1, -1, -1)
 
 
-def _labelled_causal_latents(dataset: Callable[[], Any], labels: Callable[[Any, torch.Tensor], torch.Tensor],
+def _labelled_latents(dataset: Callable[[], Any], labels: Callable[[Any, torch.Tensor], torch.Tensor],
                              vae: str) -> Callable[[Path], TensorDataset]:
-    """Clips of ``dataset()`` encoded once by the causal VAE ``vae``, with ``labels(dataset, indices)``:
+    """Clips of ``dataset()`` encoded once by the video autoencoder ``vae``, with ``labels(dataset, indices)``:
     batches ``[latents, labels]``."""
     def make(folder: Path) -> TensorDataset:
         data = dataset()
@@ -368,7 +368,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         builder="vdlearn.nn.video_dit:VideoDiT",
         kwargs={"in_channels": 8, "frames": 5, "size": 7, "patch": 1, "tubelet": 5, "dim": 128, "depth": 8,
                 "heads": 4, "cond_channels": 9, "num_classes": 10},
-        data=_labelled_causal_latents(lambda: _Grey(_moving_digits(16_384, seed=0)),
+        data=_labelled_latents(lambda: _Grey(_moving_digits(16_384, seed=0)),
                                       lambda data, i: data.data.clip_labels(i), "09_causal_vae"),
         loss=_causal_flow_loss, num_steps=15_000, batch_size=16, lr=5e-4, warmup_steps=200, decay_steps=4_000,
         ema_decay=0.999, weights_dtype="float16",
@@ -386,7 +386,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         builder="vdlearn.nn.video_dit:VideoDiT",
         kwargs={"in_channels": 8, "frames": 5, "size": 8, "patch": 1, "tubelet": 5, "dim": 128, "depth": 8,
                 "heads": 4, "cond_channels": 9, "num_classes": 18},
-        data=_labelled_causal_latents(lambda: BouncingShapes(16_384, frames=8, size=32, seed=0),
+        data=_labelled_latents(lambda: BouncingShapes(16_384, frames=8, size=32, seed=0),
                                       lambda data, i: data.labels(i), "09_causal_vae"),
         loss=_causal_flow_loss, num_steps=15_000, batch_size=16, lr=5e-4, warmup_steps=200, decay_steps=4_000,
         ema_decay=0.999, weights_dtype="float16",

@@ -329,7 +329,7 @@ def flow_clips(model: nn.Module, vae: nn.Module | None, n: int, shape: tuple[int
     frames are encoded, the result decoded); given frames are returned exactly as given. A class-conditional
     model takes ``labels`` (n,) and ``guidance_scale``."""
     from ..vae import CausalVideoVAE
-    from ..video import decode_clips, encode_clips
+    from ..video import decode_clips, encode_clips, known_latent_frames
     from ..video.flow import sample_masked_flow
 
     known, mask = _given_frames(condition, n, shape)
@@ -341,25 +341,12 @@ def flow_clips(model: nn.Module, vae: nn.Module | None, n: int, shape: tuple[int
     grey = vae is not None and shape[0] == 1 and vae.in_channels == 3
     x = known.clamp(-1, 1) if vae is None else encode_clips(vae, known.clamp(-1, 1).expand(-1, 3 if grey else -1,
                                                                                               -1, -1, -1))
-    latent_mask = causal_latent_mask(mask, vae.temporal_down) if causal else mask
-    x = sample_masked_flow(model, x, latent_mask, steps=steps, shift=shift, labels=labels,
-                           guidance_scale=guidance_scale, generator=generator)
+    x = sample_masked_flow(model, x, mask if vae is None else known_latent_frames(vae, mask), steps=steps,
+                           shift=shift, labels=labels, guidance_scale=guidance_scale, generator=generator)
     if vae is None:
         clips = x
     else:
-        clips = decode_clips(vae, x, frames=shape[1]) if causal else decode_clips(vae, x)
+        clips = decode_clips(vae, x, frames=shape[1])
         clips = clips.mean(dim=1, keepdim=True) if grey else clips
     return torch.where(mask[:, None, :, None, None], known, clips.clamp(-1, 1))
 
-
-def causal_latent_mask(mask: torch.Tensor, stride: int) -> torch.Tensor:
-    """Which latent frames of a causal VAE (time stride ``stride``) are known, given which frames are (B, T).
-
-    Latent frame 0 is frame 0 alone; latent frame j >= 1 holds frames (j-1)s+1 ... js. Because the encoder
-    is causal, the latent of a given beginning of a clip is the same whatever follows, so latent frame j is
-    known when all of its frames are given (a frame past the clip's end is not)."""
-    b, frames = mask.shape
-    latent = 1 + -(-(frames - 1) // stride)
-    padded = torch.cat([mask, mask.new_zeros(b, 1 + stride * (latent - 1) - frames)], dim=1)
-    rest = padded[:, 1:].reshape(b, latent - 1, stride).all(dim=2)
-    return torch.cat([padded[:, :1], rest], dim=1)

@@ -23,7 +23,8 @@ from .baselines import (affine_flow, affine_video, animate_with_flow, centroid, 
                         flow_warp, lucas_kanade, shift, warp)
 from .edit import check_strength, sdedit, sdedit_start
 from .extend import extend_video
-from .latent import (decode_clips, encode_clips, encode_dataset, latent_diffusion_loss, latent_frames, latent_stats,
+from .latent import (decode_clips, encode_clips, encode_dataset, known_latent_frames, latent_diffusion_loss,
+                     latent_frames, latent_stats,
                      sample_latent_clips)
 from .flow import condition_channels, masked_flow_loss, sample_masked_flow
 from .loss import video_diffusion_loss
@@ -38,7 +39,8 @@ __all__ = [
     "sample_video", "animate", "predict", "interpolate",
     "extend_video",
     "check_strength", "sdedit_start", "sdedit",
-    "encode_clips", "decode_clips", "encode_dataset", "latent_stats", "latent_frames", "latent_diffusion_loss", "sample_latent_clips",
+    "encode_clips", "decode_clips", "encode_dataset", "latent_stats", "latent_frames", "known_latent_frames",
+    "latent_diffusion_loss", "sample_latent_clips",
     "condition_channels", "masked_flow_loss", "sample_masked_flow",
     "copy_last_frame", "centroid", "constant_velocity", "shift", "warp", "lucas_kanade", "flow_warp",
     "affine_flow", "animate_with_flow", "affine_video",

@@ -52,6 +52,7 @@ from ..vae.models import FrameVAE
 
 __all__ = [
     "latent_frames",
+    "known_latent_frames",
     "encode_clips",
     "decode_clips",
     "encode_dataset",
@@ -77,6 +78,22 @@ def latent_frames(vae: VideoAutoencoder, frames: int) -> int:
     """Latent frames of a clip of ``frames`` frames: T for a FrameVAE, :math:`1 + \\lceil (T-1)/s_t \\rceil`
     for a CausalVideoVAE."""
     return _check_vae(vae).latent_frames(frames) if isinstance(vae, CausalVideoVAE) else frames
+
+
+def known_latent_frames(vae: VideoAutoencoder, mask: torch.Tensor) -> torch.Tensor:
+    """Which latent frames (B, t) are known when the frames ``mask`` (B, T, bool) are given.
+
+    A FrameVAE keeps one latent frame per frame: the same mask. A CausalVideoVAE's latent frame 0 is
+    frame 0 alone and latent frame j >= 1 holds frames :math:`(j-1)s_t+1 \\dots js_t`; because its encoder is
+    causal, the latent of a given beginning of a clip is the same whatever follows, so latent frame j is
+    known when all of its frames are given (a frame past the clip's end is not)."""
+    if not isinstance(_check_vae(vae), CausalVideoVAE):
+        return mask
+    b, frames = mask.shape
+    stride, latent = vae.temporal_down, vae.latent_frames(frames)
+    padded = torch.cat([mask, mask.new_zeros(b, 1 + stride * (latent - 1) - frames)], dim=1)
+    rest = padded[:, 1:].reshape(b, latent - 1, stride).all(dim=2)
+    return torch.cat([padded[:, :1], rest], dim=1)
 
 
 @torch.no_grad()
