@@ -331,3 +331,50 @@ def test_a_flow_model_in_causal_latents_continues_clips_and_refuses_interpolatio
     grey = pretrained.sample("tiny_causal_grey", 2, seed=0, folder=tmp_path)
     assert grey.shape == (2, 1, 8, 32, 32)
     assert torch.allclose(grey, clips.mean(dim=1, keepdim=True), atol=1e-5)
+
+
+def test_every_shipped_checkpoint_has_a_recipe_that_builds_its_network():
+    entries = pretrained.manifest()
+    missing = sorted(set(entries) - set(recipes.RECIPES))
+    assert not missing, f"shipped checkpoints without a recipe: {missing}"
+    for name, entry in entries.items():
+        recipe = recipes.get_recipe(name)
+        assert recipe.builder == entry["builder"] and recipe.kwargs == entry["kwargs"], name
+        assert recipe.lesson == int(entry["lesson"]), name
+        state = pretrained.load_state(name)
+        built = recipe.build().state_dict()
+        assert {k: tuple(v.shape) for k, v in built.items()} == {k: tuple(v.shape) for k, v in state.items()}, name
+        if recipe.sampling:   # a generator samples as its recipe says (the sampler, steps, shape and kind)
+            for key in ("kind", "shape", "sampler", "steps"):
+                assert entry["sampling"][key] == recipe.sampling[key], (name, key)
+
+
+def test_the_lesson08_recipe_scores_the_truth_above_constant_velocity_and_frozen_clips_below_it():
+    from vdlearn.data import BouncingShapes
+
+    evaluate = recipes.get_recipe("08_masked_video_shapes").evaluate
+    truth = BouncingShapes(16, frames=8, size=32, seed=10_000).get_batch(torch.arange(16))
+
+    def oracle(n, seed, image=None, context=None):     # the true clips, whatever is given
+        return truth[:n]
+
+    def frozen(n, seed, image=None, context=None):     # the last given frame, held
+        given = image[:, :, None] if image is not None else context
+        return given[:, :, -1:].expand(-1, -1, 8, -1, -1)
+
+    good, bad = evaluate(oracle, 16), evaluate(frozen, 16)
+    assert good["image_to_video_constant"] == 1.0 and good["image_to_video_physics_px"] < 0.5
+    assert good["prediction_psnr_best_of_4"] > good["prediction_psnr_constant_velocity"] + 10
+    assert bad["prediction_psnr_best_of_4"] < bad["prediction_psnr_constant_velocity"]
+    assert bad["image_to_video_physics_px"] > 2
+
+
+def test_the_frame_autoencoder_recipe_trains_on_whole_frames_and_crops_and_scores_the_shipped_one():
+    recipe = recipes.get_recipe("09_frame_vae_shapes")
+    frames = recipe.data(None)
+    assert frames.shape == (8192, 3, 32, 32) and frames.min() >= -1 and frames.max() <= 1
+    assert torch.equal(frames, recipe.data(None))             # the same frames every time: a resumable run
+    scores = recipe.evaluate(pretrained.load_pretrained("09_frame_vae_shapes"))
+    assert scores["psnr"] > 30                                 # an untrained network is near 10 dB
+    untrained = recipe.evaluate(recipe.build().eval())
+    assert untrained["psnr"] < 20

@@ -18,10 +18,11 @@ from torch.utils.data import TensorDataset
 from ..data import CAMERA_MOTIONS, BouncingShapes, CameraClips, DigitImages, MovingDigits
 from ..diffusion import diffusion_loss, drop_labels, flow_matching_loss, make_schedule
 from ..files import atomic_write
-from ..metrics import (digit_constancy, fid_lite, frame_difference_energy, label_agreement, motion_stats,
+from ..metrics import (best_of_k, digit_constancy, fid_lite, frame_difference_energy, label_agreement, motion_stats,
                        object_constancy, physics_score, psnr, ssim)
 from ..vae import calibrate_scaling_factor, inflate_frame_vae, vae_loss
-from ..video import encode_dataset
+from ..video import encode_dataset, latent_diffusion_loss, masked_diffusion_loss, video_diffusion_loss
+from ..video.baselines import constant_velocity
 from ..video.camera import camera_flow_loss
 from ..video.flow import masked_flow_loss
 from .shipped import builder_class, load_pretrained
@@ -44,7 +45,7 @@ class Recipe:
     batch_size: int
     lr: float
     warmup_steps: int
-    ema_decay: float
+    ema_decay: float | None                         # None: ship the trained weights themselves
     decay_steps: int = 0                           # the learning rate falls linearly to 0 over the last ones
     seed: int = 0
     checkpoint_every: int = 250
@@ -287,6 +288,52 @@ def _camera_metrics(n: int = 140) -> Callable[..., dict[str, float]]:
     return evaluate
 
 
+def _masked_video_metrics(n: int = 64, k: int = 4) -> Callable[..., dict[str, float]]:
+    """Lesson 08's two tasks on ``n`` held-out BouncingShapes clips: image to video (the physics score and
+    constancy of clips grown from each first frame) and prediction from 2 given frames (the best of ``k``
+    samples' PSNR on the 6 frames predicted, against constant velocity's)."""
+    def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
+        clips = BouncingShapes(n, frames=8, size=32, seed=10_000).get_batch(torch.arange(n))
+        grown = sample(n, 0, image=clips[:, :, 0])
+        c = object_constancy(grown)
+        context = clips[:, :, :2]
+        predicted = torch.stack([sample(n, j, context=context)[:, :, 2:] for j in range(k)])
+        velocity = constant_velocity(context, 6).clamp(-1, 1)
+        return {"image_to_video_physics_px": round(physics_score(grown)["score"], 3),
+                "image_to_video_constant": round(c["constant"], 4), "exactly_one": round(c["exactly_one"], 4),
+                f"prediction_psnr_best_of_{k}": round(float(best_of_k(predicted, clips[:, :, 2:], psnr).mean()), 2),
+                "prediction_psnr_constant_velocity": round(float(psnr(velocity, clips[:, :, 2:]).mean()), 2),
+                "clips": n}
+    return evaluate
+
+
+def _frame_vae_frames(folder: Path) -> torch.Tensor:
+    """Lesson 09's FrameVAE training frames: the 16 frames of 256 BouncingShapes clips of 32x32 and 32x32 crops
+    (at random places) of the frames of 256 clips of 64x64: (8192, 3, 32, 32)."""
+    whole = BouncingShapes(256, frames=16, size=32, seed=0).get_batch(torch.arange(256)).transpose(1, 2).flatten(0, 1)
+    big = BouncingShapes(256, frames=16, size=64, seed=1).get_batch(torch.arange(256)).transpose(1, 2).flatten(0, 1)
+    dx, dy = torch.randint(0, 64 - 32 + 1, (2, len(big)), generator=torch.Generator().manual_seed(0)).tolist()
+    crops = torch.stack([f[:, y:y + 32, x:x + 32] for f, x, y in zip(big, dx, dy)])
+    return torch.cat([whole, crops])
+
+
+def _frame_reconstruction(n: int = 512) -> Callable[[nn.Module], dict[str, float]]:
+    """PSNR and SSIM of a frame autoencoder's reconstructions of ``n`` held-out 32x32 BouncingShapes frames."""
+    def evaluate(vae: nn.Module) -> dict[str, float]:
+        clips = BouncingShapes(n // 8, frames=8, size=32, seed=10_000).get_batch(torch.arange(n // 8))
+        with torch.no_grad():
+            recon = vae.decode_video(vae.encode_video(clips)).clamp(-1, 1)
+        return {"psnr": round(float(psnr(recon, clips).mean()), 2), "ssim": round(float(ssim(recon, clips).mean()), 4),
+                "frames": n // 8 * 8}
+    return evaluate
+
+
+_COSINE = make_schedule("cosine", 1000)
+#: the sampler of lessons 07-09's diffusion (not flow) video models
+_V_SAMPLING = {"num_timesteps": 1000, "prediction_type": "v", "sampler": "dpm++2m", "schedule": "cosine",
+               "steps": 20}
+
+
 _UNET06 = {"in_channels": 1, "base_channels": 16, "channel_mults": [1, 2, 4], "attention_levels": [2],
            "num_res_blocks": 1, "num_classes": 10}
 _DIGITS06 = dict(builder="vdlearn.nn:UNet2D", kwargs=_UNET06, data=lambda folder: DigitImages(20_000, seed=0),
@@ -319,6 +366,60 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
            summary="the same, flow matching with t drawn uniformly",
            sampling={"kind": "image", "shape": [1, 28, 28], "objective": "flow", "time_scale": 1000,
                      "sampler": "flow-heun", "steps": 10, "guidance_scale": 1.0}),
+    Recipe(
+        name="07_spacetime_unet_shapes", lesson=7,
+        summary="lesson 07's cpu space-time U-Net (factorised space and time attention) on 4,096 BouncingShapes "
+                "clips of 8x32x32; joint image-video training (one clip in five becomes independent frames), "
+                "v-prediction, cosine schedule",
+        builder="vdlearn.nn.spacetime_unet:SpaceTimeUNet",
+        kwargs={"in_channels": 3, "base_channels": 32, "channel_mults": [1, 2], "num_res_blocks": 1,
+                "attention_levels": [1], "num_heads": 4, "max_frames": 8, "patch_size": 2},
+        data=lambda folder: BouncingShapes(4_096, frames=8, size=32, seed=0),
+        loss=lambda model, clips: video_diffusion_loss(model, clips, _COSINE, p_image=0.2, prediction_type="v"),
+        num_steps=3_000, batch_size=16, lr=2e-3, warmup_steps=50, ema_decay=0.995,
+        sampling={"kind": "video", "shape": [3, 8, 32, 32], **_V_SAMPLING},
+        evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
+                                .get_batch(torch.arange(128))),
+    ),
+    Recipe(
+        name="08_masked_video_shapes", lesson=8,
+        summary="lesson 08's masked-conditional U-Net on 8,192 BouncingShapes clips of 8x32x32: given frames "
+                "(image to video, prediction, interpolation, none) as input channels, dropped one time in ten for "
+                "guidance and noised up to 0.2; v-prediction, cosine schedule",
+        builder="vdlearn.video:MaskedVideoDiffusion",
+        kwargs={"channels": 3, "frames": 8, "base_channels": 32, "channel_mults": [1, 2], "num_res_blocks": 1,
+                "attention_levels": [1], "patch_size": 2},
+        data=lambda folder: BouncingShapes(8_192, frames=8, size=32, seed=0),
+        loss=lambda model, clips: masked_diffusion_loss(model, clips, _COSINE, p_uncond=0.1, max_aug=0.2,
+                                                        prediction_type="v"),
+        num_steps=3_000, batch_size=16, lr=2e-3, warmup_steps=100, ema_decay=0.995,
+        sampling={"kind": "masked_video", "shape": [3, 8, 32, 32], "guidance_scale": 1.0, **_V_SAMPLING},
+        evaluate=_masked_video_metrics(),
+    ),
+    Recipe(
+        name="09_frame_vae_shapes", lesson=9,
+        summary="lesson 09's FrameVAE (4x downsampling, 4 latent channels, width 16) of 32x32 BouncingShapes "
+                "frames and 32x32 crops of 64x64 ones; beta 0.1, calibrated Gaussian decoder",
+        builder="vdlearn.vae:FrameVAE",
+        kwargs={"in_channels": 3, "latent_channels": 4, "downsample": 4, "width": 16, "image_size": 32},
+        data=_frame_vae_frames, loss=lambda model, batch: vae_loss(model, batch, beta=0.1), num_steps=1_000,
+        batch_size=64, lr=2e-3, warmup_steps=50, ema_decay=None, evaluate=_frame_reconstruction(),
+        finish=lambda vae, data: calibrate_scaling_factor(vae, data),
+    ),
+    Recipe(
+        name="09_latent_unet_shapes", lesson=9,
+        summary="lesson 09's latent U-Net (space-time attention at the lowest level) on 1,024 BouncingShapes clips "
+                "of 16x32x32 encoded by the shipped FrameVAE (4x16x8x8 each); v-prediction, cosine schedule",
+        builder="vdlearn.nn.spacetime_unet:SpaceTimeUNet",
+        kwargs={"in_channels": 4, "base_channels": 16, "channel_mults": [1, 2, 2], "num_res_blocks": 1,
+                "attention_levels": [2], "temporal_attention_levels": [2], "max_frames": 16},
+        data=_latents(lambda: BouncingShapes(1_024, frames=16, size=32, seed=0), "09_frame_vae_shapes"),
+        loss=lambda model, z: latent_diffusion_loss(model, z, _COSINE, prediction_type="v"),
+        num_steps=4_000, batch_size=16, lr=2e-3, warmup_steps=100, ema_decay=0.995,
+        sampling={"kind": "latent_video", "shape": [3, 16, 32, 32], "vae": "09_frame_vae_shapes", **_V_SAMPLING},
+        evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=16, size=32, seed=10_000)
+                                .get_batch(torch.arange(128))),
+    ),
     Recipe(
         name="08_photo_vae", lesson=8,
         summary="a FrameVAE (4x downsampling, 4 latent channels) of 64x64 views of the training photographs, "
@@ -382,16 +483,18 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         summary="BouncingShapes 8x32x32 in the causal VAE's latents (8 frames -> 8x5x8x8); a video DiT whose "
                 "tokens span all 5 latent frames, told each clip's kind and colour (18 classes, dropped one time in "
                 "ten for guidance); flow matching, logit-normal t; generation, prediction and image to video from "
-                "one set of weights; the learning rate decays to 0 over the last 4,000 steps",
+                "one set of weights; the learning rate decays to 0 over the last 6,000 steps; sampled with 30 "
+                "Euler steps, time shift 3",
         builder="vdlearn.nn.video_dit:VideoDiT",
         kwargs={"in_channels": 8, "frames": 5, "size": 8, "patch": 1, "tubelet": 5, "dim": 128, "depth": 8,
                 "heads": 4, "cond_channels": 9, "num_classes": 18},
         data=_labelled_latents(lambda: BouncingShapes(16_384, frames=8, size=32, seed=0),
                                       lambda data, i: data.labels(i), "09_causal_vae"),
-        loss=_causal_flow_loss, num_steps=15_000, batch_size=16, lr=5e-4, warmup_steps=200, decay_steps=4_000,
+        loss=_causal_flow_loss, num_steps=22_000, batch_size=16, lr=5e-4, warmup_steps=200, decay_steps=6_000,
         ema_decay=0.999, weights_dtype="float16",
-        sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 20,
-                  "vae": "09_causal_vae", "guidance_scale": 2.0, "classes": BouncingShapes(1).class_names()},
+        sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 30,
+                  "shift": 3.0, "vae": "09_causal_vae", "guidance_scale": 2.0,
+                  "classes": BouncingShapes(1).class_names()},
         evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
                                 .get_batch(torch.arange(128)), num_classes=18),
     ),
