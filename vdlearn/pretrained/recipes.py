@@ -29,6 +29,9 @@ from .shipped import builder_class, load_pretrained
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "recipe_table"]
 
+#: the noise schedule of the course's v-prediction models (lessons 06-09)
+_COSINE = make_schedule("cosine", 1000)
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -93,6 +96,11 @@ def _latents(dataset: Callable[[], Any], vae: str) -> Callable[[Path], torch.Ten
     return make
 
 
+def _held_out_shapes(frames: int, n: int = 128) -> Callable[[], torch.Tensor]:
+    """``n`` BouncingShapes clips of ``frames`` frames of 32x32 that no recipe trains on (seed 10,000)."""
+    return lambda: BouncingShapes(n, frames=frames, size=32, seed=10_000).get_batch(torch.arange(n))
+
+
 def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128,
                    num_classes: int = 0) -> Callable[..., dict[str, float]]:
     """Metrics of ``n`` sampled clips (``sample(n, seed)``, the public API's sampler) against ``n`` held-out real ones.
@@ -122,13 +130,11 @@ def _video_metrics(dataset: str, real: Callable[[], torch.Tensor], n: int = 128,
 def _digit_loss(objective: str, time_distribution: str = "logit_normal") -> Callable[[nn.Module, Any], torch.Tensor]:
     """Lesson 06's loss with label dropout (p = 0.1, null label 10): v-prediction on the cosine schedule,
     or flow matching with the network called at t·1000."""
-    schedule = make_schedule("cosine", 1000)
-
     def loss(model: nn.Module, batch: Any) -> torch.Tensor:
         images, labels = batch
         labels = drop_labels(labels, 0.1, 10)
         if objective == "v":
-            return diffusion_loss(lambda x, t: model(x, t, labels), images, schedule, prediction_type="v")
+            return diffusion_loss(lambda x, t: model(x, t, labels), images, _COSINE, prediction_type="v")
         return flow_matching_loss(lambda x, t: model(x, t * 1000, labels), images, time_distribution=time_distribution)
     return loss
 
@@ -293,7 +299,7 @@ def _masked_video_metrics(n: int = 64, k: int = 4) -> Callable[..., dict[str, fl
     constancy of clips grown from each first frame) and prediction from 2 given frames (the best of ``k``
     samples' PSNR on the 6 frames predicted, against constant velocity's)."""
     def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
-        clips = BouncingShapes(n, frames=8, size=32, seed=10_000).get_batch(torch.arange(n))
+        clips = _held_out_shapes(8, n)()
         grown = sample(n, 0, image=clips[:, :, 0])
         c = object_constancy(grown)
         context = clips[:, :, :2]
@@ -320,7 +326,7 @@ def _frame_vae_frames(folder: Path) -> torch.Tensor:
 def _frame_reconstruction(n: int = 512) -> Callable[[nn.Module], dict[str, float]]:
     """PSNR and SSIM of a frame autoencoder's reconstructions of ``n`` held-out 32x32 BouncingShapes frames."""
     def evaluate(vae: nn.Module) -> dict[str, float]:
-        clips = BouncingShapes(n // 8, frames=8, size=32, seed=10_000).get_batch(torch.arange(n // 8))
+        clips = _held_out_shapes(8, n // 8)()
         with torch.no_grad():
             recon = vae.decode_video(vae.encode_video(clips)).clamp(-1, 1)
         return {"psnr": round(float(psnr(recon, clips).mean()), 2), "ssim": round(float(ssim(recon, clips).mean()), 4),
@@ -328,7 +334,6 @@ def _frame_reconstruction(n: int = 512) -> Callable[[nn.Module], dict[str, float
     return evaluate
 
 
-_COSINE = make_schedule("cosine", 1000)
 #: the sampler of lessons 07-09's diffusion (not flow) video models
 _V_SAMPLING = {"num_timesteps": 1000, "prediction_type": "v", "sampler": "dpm++2m", "schedule": "cosine",
                "steps": 20}
@@ -378,8 +383,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         loss=lambda model, clips: video_diffusion_loss(model, clips, _COSINE, p_image=0.2, prediction_type="v"),
         num_steps=3_000, batch_size=16, lr=2e-3, warmup_steps=50, ema_decay=0.995,
         sampling={"kind": "video", "shape": [3, 8, 32, 32], **_V_SAMPLING},
-        evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
-                                .get_batch(torch.arange(128))),
+        evaluate=_video_metrics("shapes", _held_out_shapes(8)),
     ),
     Recipe(
         name="08_masked_video_shapes", lesson=8,
@@ -417,8 +421,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         loss=lambda model, z: latent_diffusion_loss(model, z, _COSINE, prediction_type="v"),
         num_steps=4_000, batch_size=16, lr=2e-3, warmup_steps=100, ema_decay=0.995,
         sampling={"kind": "latent_video", "shape": [3, 16, 32, 32], "vae": "09_frame_vae_shapes", **_V_SAMPLING},
-        evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=16, size=32, seed=10_000)
-                                .get_batch(torch.arange(128))),
+        evaluate=_video_metrics("shapes", _held_out_shapes(16)),
     ),
     Recipe(
         name="08_photo_vae", lesson=8,
@@ -495,8 +498,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 30,
                   "shift": 3.0, "vae": "09_causal_vae", "guidance_scale": 2.0,
                   "classes": BouncingShapes(1).class_names()},
-        evaluate=_video_metrics("shapes", lambda: BouncingShapes(128, frames=8, size=32, seed=10_000)
-                                .get_batch(torch.arange(128)), num_classes=18),
+        evaluate=_video_metrics("shapes", _held_out_shapes(8), num_classes=18),
     ),
 ]}
 
