@@ -75,3 +75,34 @@ def test_a_crashing_answer_is_reported():
 
     with pytest.raises(ExerciseError, match="RuntimeError: shape mismatch"):
         checks.check_frames_to_sequences(broken)
+
+
+def move(frames, offsets, *, sign=1.0, swap=False, fill=-1.0, align=True):
+    import torch.nn.functional as F
+    b, _, h, w = frames.shape
+    d = offsets.flip(-1) if swap else offsets
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=frames.dtype), torch.arange(w, dtype=frames.dtype), indexing="ij")
+    src_x = xs - sign * d[:, 0, None, None]
+    src_y = ys - sign * d[:, 1, None, None]
+    if align:
+        grid = torch.stack([2 * src_x / (w - 1) - 1, 2 * src_y / (h - 1) - 1], dim=-1)
+    else:
+        grid = torch.stack([(2 * src_x + 1) / w - 1, (2 * src_y + 1) / h - 1], dim=-1)
+    return F.grid_sample(frames - fill, grid, padding_mode="zeros", align_corners=align) + fill
+
+
+def test_move_frame_right_answer_passes(capsys):
+    checks.check_move_frame(move)
+    assert "✅ 07.move_frame" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (lambda f, o: move(f, o, sign=-1.0), "opposite way"),
+    (lambda f, o: move(f, o, swap=True), r"\(y, x\)"),
+    (lambda f, o: move(f, o, fill=0.0), "grey"),
+    (lambda f, o: move(f, o * 2), "2 whole pixels"),
+    (lambda f, o: f, "2 whole pixels"),
+])
+def test_move_frame_wrong_answers_are_explained(wrong, message):
+    with pytest.raises(ExerciseError, match=message):
+        checks.check_move_frame(wrong)

@@ -210,6 +210,10 @@ def test_one_call_samples_every_shipped_generator():
             size = recipe["shape"][-1]
             views = CameraClips(2, frames=1, size=size, photos=list(EVAL_PHOTOS), motions=["static"], seed=1)
             condition = {"image": views.get_batch(range(2))[0][:, :, 0], "labels": ["pan_left", "zoom_in"]}
+        if recipe.get("given", 1) > 1:                 # a predictor: the first frames are required
+            c, _, h, w = recipe["shape"]
+            condition = {"context": torch.rand(2, c, recipe["given"], h, w, generator=torch.Generator().manual_seed(1))
+                         * 2 - 1}
         out = pretrained.sample(name, 2, seed=3, steps=2, **condition)
         assert out.shape == (2, *recipe["shape"]) and out.abs().max() <= 1 and torch.isfinite(out).all(), name
         if recipe["kind"] != "masked_video":

@@ -4,9 +4,12 @@ from __future__ import annotations
 import torch
 
 from ..nn.spacetime_unet import frames_to_sequences as reference_sequences
+from ..video.baselines import shift as reference_shift
+from ..video.baselines import warp as reference_warp
 from . import exercise, expect, expect_close, expect_shape
 
-__all__ = ["check_frames_to_sequences", "check_relative_position_bias", "check_frame_difference_energy"]
+__all__ = ["check_frames_to_sequences", "check_relative_position_bias", "check_frame_difference_energy",
+           "check_move_frame"]
 
 
 def _same(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-6) -> bool:
@@ -96,3 +99,35 @@ def check_frame_difference_energy(frame_difference_energy) -> None:
         expect(not _same(got, value, atol=1e-5), f"your energy is {what}.")
     expect_close(got, want, what="the energy of three test clips",
                  hint="(x[:, :, 1:] - x[:, :, :-1]).pow(2).mean(dim=(1, 2, 3, 4))")
+
+
+@exercise("07.move_frame")
+def check_move_frame(move_frame) -> None:
+    """frames (B, C, H, W) moved by offsets (B, 2) pixels (x, y): out(p) = frame(p - d), bilinear, black (-1)
+    where nothing comes into view."""
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(3, 2, 6, 7, generator=g) * 2 - 1
+    offsets = torch.tensor([[2.0, 0.0], [0.0, -1.0], [1.5, 0.25]])
+    got = move_frame(frames, offsets)
+    expect_shape(got, tuple(frames.shape), "move_frame(frames of shape (3, 2, 6, 7), offsets (3, 2))")
+    want = reference_shift(frames, offsets)
+    if _same(got, want, atol=1e-5):
+        expect(_same(move_frame(frames, torch.zeros(3, 2)), frames, atol=1e-5),
+               "a zero offset should return the frames unchanged")
+        return
+    slips = {
+        "moved the opposite way: backward sampling reads the frame at p - d, so content moves by +d":
+            reference_shift(frames, -offsets),
+        "moved by (y, x) instead of (x, y): offsets[:, 0] is the horizontal shift, along the width":
+            reference_shift(frames, offsets.flip(-1)),
+        "filled with 0 (grey) where nothing comes into view: black is -1; sample (frames + 1), then subtract 1":
+            reference_warp(frames, offsets[:, :, None, None].expand(3, 2, 6, 7), fill=0.0),
+    }
+    for what, value in slips.items():
+        expect(not _same(got, value, atol=1e-4), f"your frames are {what}.")
+    whole = torch.roll(frames[0], shifts=2, dims=-1)
+    expect(_same(got[0, :, :, 2:], whole[:, :, 2:], atol=1e-4),
+           "moving by 2 whole pixels to the right should give frame[..., x - 2] at every x >= 2; check how pixel "
+           "coordinates map to grid_sample's [-1, 1] (with align_corners=True, pixel i is at 2 i / (W - 1) - 1)")
+    expect_close(got, want, what="the moved frames", atol=1e-4,
+                 hint="with align_corners=True the revealed border of a sub-pixel move blends with the fill")

@@ -24,6 +24,7 @@ from ..vae import calibrate_scaling_factor, inflate_frame_vae, vae_loss
 from ..video import encode_dataset, latent_diffusion_loss, masked_diffusion_loss, video_diffusion_loss
 from ..video.baselines import constant_velocity
 from ..video.camera import camera_flow_loss
+from ..video.trajectory import displacements, trajectory_flow_loss
 from ..video.flow import masked_flow_loss
 from .shipped import builder_class, load_pretrained
 
@@ -198,9 +199,113 @@ def _video_vae_reconstruction(n: int = 64, frames: int = 16) -> Callable[[nn.Mod
     return evaluate
 
 
-def _moving_digits(num_clips: int, seed: int) -> MovingDigits:
-    """Lesson 07's MovingDigits: one digit of 18 px moving 1-2 px a frame in a 28 x 28 box, 8 frames."""
-    return MovingDigits(num_clips, frames=8, size=28, num_digits=1, digit_size=18, speed=(1.0, 2.0), seed=seed)
+def _moving_digits(num_clips: int, seed: int, frames: int = 8) -> MovingDigits:
+    """Lesson 07's MovingDigits: one digit of 18 px moving 1-2 px a frame in a 28 x 28 box, 8 frames (the first
+    ``frames`` of them)."""
+    return MovingDigits(num_clips, frames=frames, size=28, num_digits=1, digit_size=18, speed=(1.0, 2.0), seed=seed)
+
+
+class _FirstFrames:
+    """The first frames of a MovingDigits dataset and each clip's digit: batches ``(images (B, 1, H, W), labels)``,
+    what an image model of "frame 0 of a clip showing digit y" trains on."""
+
+    def __init__(self, data: MovingDigits):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def get_batch(self, indices: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.data.get_batch(indices)[:, :, 0], self.data.clip_labels(indices)
+
+
+class _FirstFramesAndPaths:
+    """The first frames of a MovingDigits dataset and where the digit goes from there: batches
+    ``(images (B, 1, H, W), displacements (B, T - 1, 2) px)`` (:func:`vdlearn.video.trajectory.displacements`)."""
+
+    def __init__(self, num_clips: int, seed: int, frames: int = 8):
+        self.first, self.clips = _moving_digits(num_clips, seed, frames=1), _moving_digits(num_clips, seed, frames)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def get_batch(self, indices: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.first.get_batch(indices)[:, :, 0], displacements(self.clips.trajectories(indices)[:, 0])
+
+
+def _trajectory_metrics(n: int = 128) -> Callable[..., dict[str, float]]:
+    """Lesson 07's digit metrics of ``n`` generated clips (:func:`_video_metrics`), the same for clips grown from
+    ``n`` held-out real first frames (image to video), and the physics score of both beside the real clips'
+    (the score tracks the ink's centre, so real digit clips score above 0: they are the reference)."""
+    generated = _video_metrics("digits", lambda: _moving_digits(n, seed=10_000).get_batch(torch.arange(n)),
+                               n=n, num_classes=10)
+
+    def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
+        real = _moving_digits(n, seed=10_000).get_batch(torch.arange(n))
+        out = generated(sample, n)
+        clips = sample(n, 0)
+        grown = sample(n, 0, image=real[:, :, 0])
+        c = digit_constancy(grown)
+        speed = _moving_digits(1, 0).speed
+        out.update(physics_px=physics_score(clips, speed=speed)["score"],
+                   physics_px_real=physics_score(real, speed=speed)["score"],
+                   image_to_video_digit_constant=c["digit_constant"],
+                   image_to_video_energy_ratio=motion_stats(grown, real)["energy_ratio"],
+                   image_to_video_physics_px=physics_score(grown, speed=speed)["score"], clips=n)
+        return {k: round(float(v), 4) for k, v in out.items()}
+    return evaluate
+
+
+class _ShapesContextAndPaths:
+    """The first ``given`` frames of BouncingShapes clips (8 frames of 32x32) and where the shape goes from the last
+    of them: batches ``(context (B, 3, given, 32, 32), displacements (B, 8 - given, 2) px)``."""
+
+    def __init__(self, num_clips: int, seed: int, given: int = 2, frames: int = 8):
+        self.given = given
+        self.context = BouncingShapes(num_clips, frames=given, size=32, seed=seed)
+        self.clips = BouncingShapes(num_clips, frames=frames, size=32, seed=seed)
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def get_batch(self, indices: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.context.get_batch(indices), displacements(self.clips.trajectories(indices)[:, 0, self.given - 1:])
+
+
+def _prediction_metrics(n: int = 64, k: int = 4) -> Callable[..., dict[str, float]]:
+    """Lesson 08's prediction task on ``n`` held-out BouncingShapes clips (the same as :func:`_masked_video_metrics`'):
+    2 frames given, the best of ``k`` samples' PSNR on the 6 frames predicted, against constant velocity's and
+    optical-flow warping's; and the physics score and constancy of the whole predicted clips."""
+    def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
+        from ..video.baselines import flow_warp
+        clips = _held_out_shapes(8, n)()
+        context = clips[:, :, :2]
+        made = [sample(n, j, context=context) for j in range(k)]
+        predicted = torch.stack([m[:, :, 2:] for m in made])
+        velocity = constant_velocity(context, 6).clamp(-1, 1)
+        flow = flow_warp(context, 6).clamp(-1, 1)
+        c = object_constancy(made[0])
+        return {f"prediction_psnr_best_of_{k}": round(float(best_of_k(predicted, clips[:, :, 2:], psnr).mean()), 2),
+                "prediction_psnr_one_sample": round(float(psnr(predicted[0], clips[:, :, 2:]).mean()), 2),
+                "prediction_psnr_constant_velocity": round(float(psnr(velocity, clips[:, :, 2:]).mean()), 2),
+                "prediction_psnr_optical_flow": round(float(psnr(flow, clips[:, :, 2:]).mean()), 2),
+                "physics_px": round(physics_score(made[0])["score"], 3),
+                "physics_px_real": round(physics_score(clips)["score"], 3),
+                "constant": round(c["constant"], 4), "clips": n}
+    return evaluate
+
+
+def _first_frame_metrics(n: int = 500) -> Callable[..., dict[str, float]]:
+    """FID-lite of ``n`` sampled first frames (digits 0-9 cycling) against ``n`` held-out real ones, and how many
+    show the digit asked for, read by :func:`vdlearn.metrics.digit_constancy`'s classifier."""
+    def evaluate(sample: Callable[[int, int], torch.Tensor], n: int = n) -> dict[str, float]:
+        real = _FirstFrames(_moving_digits(n, seed=10_000, frames=1)).get_batch(torch.arange(n))[0]
+        made = sample(n, 0)
+        read = digit_constancy(made[:, :, None], labels=torch.arange(n) % 10)
+        return {"fid_lite": round(float(fid_lite(real, made, "digits")), 3),
+                "label_accuracy": round(float(read["accuracy"]), 4), "one_digit": round(float(read["exactly_one"]), 4),
+                "samples": n}
+    return evaluate
 
 
 class _Grey:
@@ -481,6 +586,46 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         evaluate=_video_metrics("digits", lambda: _moving_digits(128, seed=10_000).get_batch(torch.arange(128)),
                                 num_classes=10),
     ),
+    Recipe(
+        name="07_first_frame_digits", lesson=7, builder=_DIGITS06["builder"], kwargs=_UNET06, num_steps=1_500,
+        batch_size=64, lr=1e-3, warmup_steps=100, ema_decay=0.999,
+        summary="the first frames of lesson 07's MovingDigits clips (one 18 px digit anywhere in 28 x 28), told the "
+                "digit: lesson 06's U-Net fine-tuned from the shipped 06_unet2d_digits; v-prediction, label dropout",
+        data=lambda folder: _FirstFrames(_moving_digits(1_000_000, seed=0, frames=1)), loss=_digit_loss("v"),
+        start=lambda model: model.load_state_dict(load_pretrained("06_unet2d_digits").state_dict()),
+        weights_dtype="float16",
+        sampling={"kind": "image", "shape": [1, 28, 28], "schedule": "cosine", "num_timesteps": 1000,
+                  "prediction_type": "v", "sampler": "dpm++2m", "steps": 20, "guidance_scale": 2.0},
+        evaluate=_first_frame_metrics()),
+    Recipe(
+        name="07_trajectory_digits", lesson=7,
+        summary="MovingDigits 8x28x28 as a first frame and a trajectory: the digit's 7 steps from frame to frame "
+                "(7 x 2 numbers) generated by flow matching, conditioned on the first frame (TrajectoryNet: "
+                "CoordConv encoder and a residual MLP), and frame 0 moved along their sums; the first frame "
+                "drawn by 07_first_frame_digits, told the digit",
+        builder="vdlearn.video.trajectory:TrajectoryNet",
+        kwargs={"frames": 8, "size": 28, "channels": 1, "dim": 256, "depth": 4, "width": 32, "scale": 1.0},
+        data=lambda folder: _FirstFramesAndPaths(1_000_000, seed=0), loss=trajectory_flow_loss,
+        num_steps=8_000, batch_size=128, lr=1e-3, warmup_steps=100, decay_steps=2_000, ema_decay=0.999,
+        weights_dtype="float16",
+        sampling={"kind": "trajectory_video", "shape": [1, 8, 28, 28], "sampler": "flow-euler", "steps": 20,
+                  "first_frame": "07_first_frame_digits", "guidance_scale": 2.0,
+                  "classes": [str(d) for d in range(10)]},
+        evaluate=_trajectory_metrics()),
+    Recipe(
+        name="08_trajectory_shapes", lesson=8,
+        summary="prediction on BouncingShapes 8x32x32: given 2 frames, the shape's steps over the 6 frames to come "
+                "(6 x 2 numbers) generated by flow matching, conditioned on both given frames (TrajectoryNet, "
+                "given=2), and the second frame moved along their sums",
+        builder="vdlearn.video.trajectory:TrajectoryNet",
+        kwargs={"frames": 7, "size": 32, "channels": 3, "given": 2, "dim": 256, "depth": 4, "width": 32,
+                "scale": 1.0},
+        data=lambda folder: _ShapesContextAndPaths(1_000_000, seed=0), loss=trajectory_flow_loss,
+        num_steps=4_000, batch_size=128, lr=1e-3, warmup_steps=100, decay_steps=1_000, ema_decay=0.999,
+        weights_dtype="float16",
+        sampling={"kind": "trajectory_video", "shape": [3, 8, 32, 32], "given": 2, "sampler": "flow-euler",
+                  "steps": 20},
+        evaluate=_prediction_metrics()),
     Recipe(
         name="07_causal_dit_shapes", lesson=7,
         summary="BouncingShapes 8x32x32 in the causal VAE's latents (8 frames -> 8x5x8x8); a video DiT whose "

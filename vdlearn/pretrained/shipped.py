@@ -160,7 +160,8 @@ CONDITIONS = {"image": ("labels",), "video": (), "latent_video": (),
               "masked_video": ("image", "context", "first", "last"),
               "latent_flow_video": ("image", "context", "first", "last", "labels"),
               "flow_video": ("image", "context", "first", "last", "labels"),
-              "camera_video": ("image", "labels", "keep_given")}
+              "camera_video": ("image", "labels", "keep_given"),
+              "trajectory_video": ("image", "labels", "context")}
 
 
 @torch.no_grad()
@@ -186,6 +187,12 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
     - a camera-controlled image-to-video model (``camera_video``) takes ``image`` (n, 3, S, S), required,
       and ``labels``: camera motions by name (``"pan_left"``, ``"zoom_in"``, ...; default: each in turn);
       ``keep_given=False`` returns the network's frames without the photograph's pixels put back.
+
+    - a trajectory model (``trajectory_video``) moves a first frame along displacements it generates for
+      it: ``image`` (n, C, H, W) is that frame (image to video); without it the frame is drawn by the image
+      model its recipe names (``first_frame``), told ``labels`` (class indices or names; default: each in
+      turn) and ``guidance_scale``. One that predicts (its recipe's ``given`` > 1) takes ``context``, the
+      first ``given`` frames (n, C, given, H, W), and nothing else.
 
     A condition the model was not trained for is an error that lists the ones it takes.
     """
@@ -223,6 +230,11 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
         vae = load_pretrained(recipe["vae"], folder)
         return animate_photo(model, vae, image, motions, steps=steps or recipe["steps"], guidance_scale=guidance,
                              keep_given=bool(condition.get("keep_given", True)), generator=generator)
+    if kind == "trajectory_video":
+        if sampler not in (None, "flow-euler"):
+            raise ValueError(f"{name!r} is a flow-matching model sampled with 'flow-euler'; got sampler={sampler!r}")
+        return _trajectory_clips(name, model, recipe, n, seed, condition, steps or recipe["steps"], guidance,
+                                 generator, folder)
     if kind in ("flow_video", "latent_flow_video"):
         if sampler not in (None, "flow-euler"):
             raise ValueError(f"{name!r} is a flow-matching model sampled with 'flow-euler'; got sampler={sampler!r}")
@@ -265,6 +277,41 @@ def sample(name: str, n: int, seed: int = 0, *, steps: int | None = None, sample
         schedule = None if sampler in FLOW_SAMPLERS else schedule
     out = run_sampler(sampler, model, noise, schedule, clip_x0=True, generator=generator, **options)
     return out.clamp(-1, 1)
+
+
+def _trajectory_clips(name: str, model: nn.Module, recipe: dict[str, Any], n: int, seed: int,
+                      condition: dict[str, Any], steps: int, guidance: float, generator: torch.Generator,
+                      folder: Path) -> torch.Tensor:
+    """A trajectory model's clips: its given frames (``context``, or ``image``, or a first frame drawn by the
+    image model its recipe names, told ``labels``) and the last of them moved along the paths it generates."""
+    from ..video.trajectory import animate_along_trajectories, predict_along_trajectories
+    shape, given = tuple(recipe["shape"]), recipe.get("given", 1)
+    if given > 1 or "context" in condition:
+        want = (n, shape[0], given, *shape[2:])
+        context = condition.get("context")
+        if given == 1 or set(condition) != {"context"} or tuple(torch.as_tensor(context).shape) != want:
+            raise ValueError(f"{name!r} " + (f"predicts from the first {given} frames: pass only context= "
+                                             f"(n, C, {given}, H, W) = {want} in [-1, 1]" if given > 1 else
+                                             "animates one first frame: pass image= (n, C, H, W) or labels=, "
+                                             "not context="))
+        return predict_along_trajectories(model, context, steps=steps, generator=generator)
+    if "image" in condition:
+        if "labels" in condition:
+            raise ValueError(f"{name!r} moves the image it is given, whose content is already drawn: pass image= "
+                             "or labels=, not both")
+        image = torch.as_tensor(condition["image"], dtype=torch.float32)
+        want = (n, shape[0], *shape[2:])
+        if tuple(image.shape) != want:
+            raise ValueError(f"image must be the first frames (n, C, H, W) = {want} in [-1, 1], got shape "
+                             f"{tuple(image.shape)}; resize with vdlearn.videoio.load_image(path, size=...)")
+    else:
+        labels = condition.get("labels")
+        if labels is not None:
+            labels = _class_labels(name, load_pretrained(recipe["first_frame"], folder), labels, n,
+                                   recipe.get("classes"))
+        image = sample(recipe["first_frame"], n, seed, folder=folder, guidance_scale=guidance,
+                       **({} if labels is None else {"labels": labels}))
+    return animate_along_trajectories(model, image, steps=steps, generator=generator)
 
 
 def _class_labels(name: str, model: nn.Module, labels: Any, n: int, classes: list[str] | None) -> torch.Tensor | None:

@@ -12,6 +12,8 @@
 - :mod:`.latent`: latent video diffusion over a FrameVAE's or a causal video VAE's latents;
 - :mod:`.flow`: flow matching of clips with given frames (one velocity model for every task);
 - :mod:`.camera`: camera-controlled image to video: a photograph and a camera motion in, a clip out;
+- :mod:`.trajectory`: image to video as a generated trajectory: the first frame moved along displacements
+  that a flow-matching model draws for it;
 - :mod:`.baselines`: the classical methods every model must beat (copy, constant velocity,
   optical flow, designed motion, Ken Burns).
 
@@ -31,6 +33,8 @@ from .loss import video_diffusion_loss
 from .masked_model import MaskedVideoDiffusion, augment_condition, masked_diffusion_loss, model_input, nearest_given
 from .masks import DEFAULT_TASK_PROBS, TASKS, check_mask, mask_to_channel, random_masks, task_mask
 from .tasks import animate, interpolate, predict, sample_video
+from .trajectory import (TrajectoryNet, animate_along_trajectories, displacements, move_along,
+                         predict_along_trajectories, sample_trajectories, trajectory_flow_loss)
 
 __all__ = [
     "video_diffusion_loss",
@@ -44,4 +48,6 @@ __all__ = [
     "condition_channels", "masked_flow_loss", "sample_masked_flow",
     "copy_last_frame", "centroid", "constant_velocity", "shift", "warp", "lucas_kanade", "flow_warp",
     "affine_flow", "animate_with_flow", "affine_video",
+    "TrajectoryNet", "displacements", "move_along", "trajectory_flow_loss", "sample_trajectories",
+    "animate_along_trajectories", "predict_along_trajectories",
 ]
