@@ -99,12 +99,11 @@ def test_the_shipped_trajectory_model_moves_the_frame_it_is_given_or_draws_one()
         entry = None
     if entry is None:
         pytest.skip("this checkout does not ship 07_trajectory_digits")
+    from vdlearn.video import centroid
     clips, _ = _digits(16, seed=10_001)
     grown = pretrained.sample("07_trajectory_digits", 16, seed=0, image=clips[:, :, 0])
     assert grown.shape == (16, 1, 8, 28, 28) and torch.equal(grown[:, :, 0], clips[:, :, 0])
-    centre = lambda x: ((x + 1) * torch.stack(torch.meshgrid(torch.arange(28.), torch.arange(28.), indexing="xy"))  # noqa
-                        ).sum((-1, -2)) / (x + 1).sum((-1, -2))
-    step = (centre(grown[:, 0, 1]) - centre(grown[:, 0, 0])).norm(dim=-1)
+    step = (centroid(grown[:, :, 1]) - centroid(grown[:, :, 0])).norm(dim=-1)
     assert 0.7 < step.median() < 2.5
     drawn = pretrained.sample("07_trajectory_digits", 4, seed=0, labels=["3", "3", "7", "7"])
     assert drawn.shape == (4, 1, 8, 28, 28) and torch.isfinite(drawn).all()

@@ -87,7 +87,7 @@ class TrajectoryNet(nn.Module):
     made from it.
     """
 
-    def __init__(self, frames: int = 8, size: int = 28, channels: int = 1, dim: int = 256, depth: int = 4,
+    def __init__(self, frames: int = 8, size: int = 28, channels: int = 1, dim: int = 128, depth: int = 4,
                  width: int = 32, scale: float = 1.0, given: int = 1):
         super().__init__()
         if frames < 2 or size < 8 or size % 4:
