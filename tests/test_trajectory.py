@@ -14,6 +14,15 @@ def _digits(n, frames=8, seed=3):
                         return_trajectory=True).get_batch(torch.arange(n))
 
 
+def _shipped_or_skip(name):
+    try:
+        shipped = name in pretrained.manifest()
+    except FileNotFoundError:
+        shipped = False
+    if not shipped:
+        pytest.skip(f"this checkout does not ship {name}")
+
+
 def test_displacements_are_positions_relative_to_the_first():
     traj = torch.tensor([[[1.0, 2.0], [2.5, 2.0], [4.0, 1.0]]])
     assert torch.equal(displacements(traj), torch.tensor([[[1.5, 0.0], [3.0, -1.0]]]))
@@ -93,12 +102,7 @@ def test_training_learns_where_the_digit_goes():
 def test_the_shipped_trajectory_model_moves_the_frame_it_is_given_or_draws_one():
     """Through the public API: image to video keeps the given frame and moves it 1-2 px a frame; without an
     image the first frame comes from the image model its recipe names; bad conditions are refused."""
-    try:
-        entry = pretrained.manifest().get("07_trajectory_digits")
-    except FileNotFoundError:
-        entry = None
-    if entry is None:
-        pytest.skip("this checkout does not ship 07_trajectory_digits")
+    _shipped_or_skip("07_trajectory_digits")
     from vdlearn.video import centroid
     clips, _ = _digits(16, seed=10_001)
     grown = pretrained.sample("07_trajectory_digits", 16, seed=0, image=clips[:, :, 0])
@@ -134,12 +138,7 @@ def test_prediction_keeps_the_given_frames_and_moves_the_last_one():
 def test_the_shipped_motion_model_predicts_shapes_better_than_constant_velocity():
     """Lesson 08's prediction task through the public API, on held-out clips: the best of 4 predictions beats
     constant velocity; the given frames come back exactly; bad conditions are refused."""
-    try:
-        entry = pretrained.manifest().get("08_trajectory_shapes")
-    except FileNotFoundError:
-        entry = None
-    if entry is None:
-        pytest.skip("this checkout does not ship 08_trajectory_shapes")
+    _shipped_or_skip("08_trajectory_shapes")
     from vdlearn.data import BouncingShapes
     from vdlearn.metrics import best_of_k
     from vdlearn.video import constant_velocity

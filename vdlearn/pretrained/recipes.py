@@ -219,18 +219,21 @@ class _FirstFrames:
         return self.data.get_batch(indices)[:, :, 0], self.data.clip_labels(indices)
 
 
-class _FirstFramesAndPaths:
-    """The first frames of a MovingDigits dataset and where the digit goes from there: batches
-    ``(images (B, 1, H, W), displacements (B, T - 1, 2) px)`` (:func:`vdlearn.video.trajectory.displacements`)."""
+class _GivenAndPaths:
+    """The first ``given`` frames of the clips of ``dataset(frames)`` (a MovingDigits or BouncingShapes maker) and
+    where the object goes from the last of them: batches ``(given frames, displacements (B, 8 - given, 2) px)``,
+    the frames (B, C, H, W) for one, (B, C, given, H, W) for more (:func:`vdlearn.video.trajectory.displacements`)."""
 
-    def __init__(self, num_clips: int, seed: int, frames: int = 8):
-        self.first, self.clips = _moving_digits(num_clips, seed, frames=1), _moving_digits(num_clips, seed, frames)
+    def __init__(self, dataset: Callable[[int], Any], given: int = 1, frames: int = 8):
+        self.given, self.context, self.clips = given, dataset(given), dataset(frames)
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def get_batch(self, indices: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.first.get_batch(indices)[:, :, 0], displacements(self.clips.trajectories(indices)[:, 0])
+        context = self.context.get_batch(indices)
+        return (context[:, :, 0] if self.given == 1 else context,
+                displacements(self.clips.trajectories(indices)[:, 0, self.given - 1:]))
 
 
 def _trajectory_metrics(n: int = 128) -> Callable[..., dict[str, float]]:
@@ -254,22 +257,6 @@ def _trajectory_metrics(n: int = 128) -> Callable[..., dict[str, float]]:
                    image_to_video_physics_px=physics_score(grown, speed=speed)["score"], clips=n)
         return {k: round(float(v), 4) for k, v in out.items()}
     return evaluate
-
-
-class _ShapesContextAndPaths:
-    """The first ``given`` frames of BouncingShapes clips (8 frames of 32x32) and where the shape goes from the last
-    of them: batches ``(context (B, 3, given, 32, 32), displacements (B, 8 - given, 2) px)``."""
-
-    def __init__(self, num_clips: int, seed: int, given: int = 2, frames: int = 8):
-        self.given = given
-        self.context = BouncingShapes(num_clips, frames=given, size=32, seed=seed)
-        self.clips = BouncingShapes(num_clips, frames=frames, size=32, seed=seed)
-
-    def __len__(self) -> int:
-        return len(self.clips)
-
-    def get_batch(self, indices: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.context.get_batch(indices), displacements(self.clips.trajectories(indices)[:, 0, self.given - 1:])
 
 
 def _prediction_metrics(n: int = 64, k: int = 4) -> Callable[..., dict[str, float]]:
@@ -605,7 +592,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                 "drawn by 07_first_frame_digits, told the digit",
         builder="vdlearn.video.trajectory:TrajectoryNet",
         kwargs={"frames": 8, "size": 28, "channels": 1, "dim": 128, "depth": 4, "width": 32, "scale": 1.0},
-        data=lambda folder: _FirstFramesAndPaths(1_000_000, seed=0), loss=trajectory_flow_loss,
+        data=lambda folder: _GivenAndPaths(lambda frames: _moving_digits(1_000_000, 0, frames)),
+        loss=trajectory_flow_loss,
         num_steps=8_000, batch_size=128, lr=1e-3, warmup_steps=100, decay_steps=2_000, ema_decay=0.999,
         weights_dtype="float16",
         sampling={"kind": "trajectory_video", "shape": [1, 8, 28, 28], "sampler": "flow-euler", "steps": 20,
@@ -620,7 +608,9 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         builder="vdlearn.video.trajectory:TrajectoryNet",
         kwargs={"frames": 7, "size": 32, "channels": 3, "given": 2, "dim": 128, "depth": 4, "width": 32,
                 "scale": 1.0},
-        data=lambda folder: _ShapesContextAndPaths(1_000_000, seed=0), loss=trajectory_flow_loss,
+        data=lambda folder: _GivenAndPaths(lambda frames: BouncingShapes(1_000_000, frames=frames, size=32, seed=0),
+                                           given=2),
+        loss=trajectory_flow_loss,
         num_steps=4_000, batch_size=128, lr=1e-3, warmup_steps=100, decay_steps=1_000, ema_decay=0.999,
         weights_dtype="float16",
         sampling={"kind": "trajectory_video", "shape": [3, 8, 32, 32], "given": 2, "sampler": "flow-euler",
