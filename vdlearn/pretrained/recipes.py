@@ -245,8 +245,8 @@ def _trajectory_metrics(n: int = 128) -> Callable[..., dict[str, float]]:
 
     def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
         real = _moving_digits(n, seed=10_000).get_batch(torch.arange(n))
-        out = generated(sample, n)
         clips = sample(n, 0)
+        out = generated(lambda *_: clips, n)                 # the same clips: draw them once
         grown = sample(n, 0, image=real[:, :, 0])
         c = digit_constancy(grown)
         speed = _moving_digits(1, 0).speed
@@ -256,29 +256,6 @@ def _trajectory_metrics(n: int = 128) -> Callable[..., dict[str, float]]:
                    image_to_video_energy_ratio=motion_stats(grown, real)["energy_ratio"],
                    image_to_video_physics_px=physics_score(grown, speed=speed)["score"], clips=n)
         return {k: round(float(v), 4) for k, v in out.items()}
-    return evaluate
-
-
-def _prediction_metrics(n: int = 64, k: int = 4) -> Callable[..., dict[str, float]]:
-    """Lesson 08's prediction task on ``n`` held-out BouncingShapes clips (the same as :func:`_masked_video_metrics`'):
-    2 frames given, the best of ``k`` samples' PSNR on the 6 frames predicted, against constant velocity's and
-    optical-flow warping's; and the physics score and constancy of the whole predicted clips."""
-    def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
-        from ..video.baselines import flow_warp
-        clips = _held_out_shapes(8, n)()
-        context = clips[:, :, :2]
-        made = [sample(n, j, context=context) for j in range(k)]
-        predicted = torch.stack([m[:, :, 2:] for m in made])
-        velocity = constant_velocity(context, 6).clamp(-1, 1)
-        flow = flow_warp(context, 6).clamp(-1, 1)
-        c = object_constancy(made[0])
-        return {f"prediction_psnr_best_of_{k}": round(float(best_of_k(predicted, clips[:, :, 2:], psnr).mean()), 2),
-                "prediction_psnr_one_sample": round(float(psnr(predicted[0], clips[:, :, 2:]).mean()), 2),
-                "prediction_psnr_constant_velocity": round(float(psnr(velocity, clips[:, :, 2:]).mean()), 2),
-                "prediction_psnr_optical_flow": round(float(psnr(flow, clips[:, :, 2:]).mean()), 2),
-                "physics_px": round(physics_score(made[0])["score"], 3),
-                "physics_px_real": round(physics_score(clips)["score"], 3),
-                "constant": round(c["constant"], 4), "clips": n}
     return evaluate
 
 
@@ -386,22 +363,44 @@ def _camera_metrics(n: int = 140) -> Callable[..., dict[str, float]]:
     return evaluate
 
 
+def _prediction_scores(sample: Callable[..., torch.Tensor], clips: torch.Tensor, k: int) -> tuple[dict, torch.Tensor]:
+    """Lesson 08's prediction task on held-out 8-frame ``clips``: 2 frames given, ``k`` samples (seeds 0..k-1); the
+    best of ``k`` and the first sample's PSNR on the 6 frames predicted, constant velocity's and optical-flow
+    warping's. Returns the scores and the first sample's whole clips."""
+    from ..video.baselines import flow_warp
+    context, truth = clips[:, :, :2], clips[:, :, 2:]
+    made = [sample(len(clips), j, context=context) for j in range(k)]
+    predicted = torch.stack([m[:, :, 2:] for m in made])
+    scores = {f"prediction_psnr_best_of_{k}": best_of_k(predicted, truth, psnr).mean(),
+              "prediction_psnr_one_sample": psnr(predicted[0], truth).mean(),
+              "prediction_psnr_constant_velocity": psnr(constant_velocity(context, 6).clamp(-1, 1), truth).mean(),
+              "prediction_psnr_optical_flow": psnr(flow_warp(context, 6).clamp(-1, 1), truth).mean()}
+    return {key: round(float(v), 2) for key, v in scores.items()}, made[0]
+
+
 def _masked_video_metrics(n: int = 64, k: int = 4) -> Callable[..., dict[str, float]]:
     """Lesson 08's two tasks on ``n`` held-out BouncingShapes clips: image to video (the physics score and
-    constancy of clips grown from each first frame) and prediction from 2 given frames (the best of ``k``
-    samples' PSNR on the 6 frames predicted, against constant velocity's)."""
+    constancy of clips grown from each first frame) and prediction from 2 given frames
+    (:func:`_prediction_scores`)."""
     def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
         clips = _held_out_shapes(8, n)()
         grown = sample(n, 0, image=clips[:, :, 0])
         c = object_constancy(grown)
-        context = clips[:, :, :2]
-        predicted = torch.stack([sample(n, j, context=context)[:, :, 2:] for j in range(k)])
-        velocity = constant_velocity(context, 6).clamp(-1, 1)
         return {"image_to_video_physics_px": round(physics_score(grown)["score"], 3),
                 "image_to_video_constant": round(c["constant"], 4), "exactly_one": round(c["exactly_one"], 4),
-                f"prediction_psnr_best_of_{k}": round(float(best_of_k(predicted, clips[:, :, 2:], psnr).mean()), 2),
-                "prediction_psnr_constant_velocity": round(float(psnr(velocity, clips[:, :, 2:]).mean()), 2),
-                "clips": n}
+                **_prediction_scores(sample, clips, k)[0], "clips": n}
+    return evaluate
+
+
+def _prediction_metrics(n: int = 64, k: int = 4) -> Callable[..., dict[str, float]]:
+    """Lesson 08's prediction task (:func:`_prediction_scores`) on ``n`` held-out BouncingShapes clips, and the
+    physics score and constancy of the first sample's whole clips."""
+    def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
+        clips = _held_out_shapes(8, n)()
+        scores, made = _prediction_scores(sample, clips, k)
+        return {**scores, "physics_px": round(physics_score(made)["score"], 3),
+                "physics_px_real": round(physics_score(clips)["score"], 3),
+                "constant": round(object_constancy(made)["constant"], 4), "clips": n}
     return evaluate
 
 

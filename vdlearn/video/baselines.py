@@ -76,11 +76,11 @@ def centroid(frames: torch.Tensor) -> torch.Tensor:
     return torch.stack([cx, cy], dim=-1)
 
 
-def shift(frames: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+def shift(frames: torch.Tensor, offset: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Translate ``(B, C, H, W)`` frames by ``offset`` (B, 2) pixels (x, y), filling with -1 (black)."""
     b, _, h, w = frames.shape
     flow = offset.to(frames.dtype)[:, :, None, None].expand(b, 2, h, w)
-    return warp(frames, flow)
+    return warp(frames, flow, mode=mode)
 
 
 def constant_velocity(context: torch.Tensor, num_frames: int) -> torch.Tensor:
@@ -95,11 +95,11 @@ def constant_velocity(context: torch.Tensor, num_frames: int) -> torch.Tensor:
     return torch.stack(frames, dim=2)
 
 
-def warp(frames: torch.Tensor, flow: torch.Tensor, fill: float = -1.0) -> torch.Tensor:
+def warp(frames: torch.Tensor, flow: torch.Tensor, fill: float = -1.0, mode: str = "bilinear") -> torch.Tensor:
     """Move the content of ``frames`` (B, C, H, W) along ``flow`` (B, 2, H, W) by backward sampling.
 
-    out(p) = frames(p − flow(p)), bilinear; what comes from outside the frame is ``fill``
-    (-1: black). For smooth flows this is content moving by +flow.
+    out(p) = frames(p − flow(p)), interpolated by ``mode`` (grid_sample's "bilinear", "bicubic" or "nearest");
+    what comes from outside the frame is ``fill`` (-1: black). For smooth flows this is content moving by +flow.
     """
     if flow.shape[0] != frames.shape[0] or flow.shape[1] != 2 or flow.shape[-2:] != frames.shape[-2:]:
         raise ValueError(f"flow should be (B, 2, H, W) = {(frames.shape[0], 2, *frames.shape[-2:])}, "
@@ -110,7 +110,7 @@ def warp(frames: torch.Tensor, flow: torch.Tensor, fill: float = -1.0) -> torch.
     src_x = xs - flow[:, 0]
     src_y = ys - flow[:, 1]
     grid = torch.stack([2 * src_x / max(w - 1, 1) - 1, 2 * src_y / max(h - 1, 1) - 1], dim=-1)
-    out = F.grid_sample(frames - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(frames - fill, grid, mode=mode, padding_mode="zeros", align_corners=True)
     return out + fill
 
 

@@ -40,6 +40,7 @@ from torch import nn
 
 from ..diffusion.flow_matching import flow_euler_sample, flow_matching_loss
 from ..nn.embeddings import TimestepEmbedding
+from .baselines import shift
 
 __all__ = ["TrajectoryNet", "displacements", "move_along", "trajectory_flow_loss", "sample_trajectories",
            "animate_along_trajectories", "predict_along_trajectories"]
@@ -61,16 +62,7 @@ def move_along(image: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     if image.ndim != 4 or offsets.ndim != 3 or offsets.shape[0] != image.shape[0] or offsets.shape[-1] != 2:
         raise ValueError(f"move_along takes image (B, C, H, W) and offsets (B, T - 1, 2) with the same B; got "
                          f"{tuple(image.shape)} and {tuple(offsets.shape)}")
-    b, _, h, w = image.shape
-    ys, xs = torch.meshgrid(torch.arange(h, device=image.device, dtype=image.dtype),
-                            torch.arange(w, device=image.device, dtype=image.dtype), indexing="ij")
-    frames = [image]
-    for t in range(offsets.shape[1]):
-        src_x = xs - offsets[:, t, 0, None, None].to(image.dtype)     # out(p) = image(p - d_t)
-        src_y = ys - offsets[:, t, 1, None, None].to(image.dtype)
-        grid = torch.stack([2 * src_x / max(w - 1, 1) - 1, 2 * src_y / max(h - 1, 1) - 1], dim=-1)
-        moved = F.grid_sample(image + 1, grid, mode="bicubic", padding_mode="zeros", align_corners=True) - 1
-        frames.append(moved.clamp(-1, 1))
+    frames = [image] + [shift(image, offsets[:, t], mode="bicubic").clamp(-1, 1) for t in range(offsets.shape[1])]
     return torch.stack(frames, dim=2)
 
 
@@ -158,7 +150,7 @@ def animate_along_trajectories(model: TrajectoryNet, image: torch.Tensor, steps:
                                generator: torch.Generator | None = None) -> torch.Tensor:
     """Clips (B, C, T, H, W): each first frame moved along a trajectory the model generates for it."""
     image = torch.as_tensor(image, dtype=torch.float32)
-    return move_along(image, sample_trajectories(model, image, steps=steps, generator=generator)).clamp(-1, 1)
+    return move_along(image, sample_trajectories(model, image, steps=steps, generator=generator))
 
 
 def predict_along_trajectories(model: TrajectoryNet, context: torch.Tensor, steps: int = 20,
@@ -170,4 +162,4 @@ def predict_along_trajectories(model: TrajectoryNet, context: torch.Tensor, step
         raise ValueError(f"context must be the last {model.given} frames of clips, (B, C, {model.given}, H, W); got "
                          f"{tuple(context.shape)}")
     moved = move_along(context[:, :, -1], sample_trajectories(model, context, steps=steps, generator=generator))
-    return torch.cat([context, moved[:, :, 1:].clamp(-1, 1)], dim=2)
+    return torch.cat([context, moved[:, :, 1:]], dim=2)
