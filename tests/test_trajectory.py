@@ -152,3 +152,21 @@ def test_the_shipped_motion_model_predicts_shapes_better_than_constant_velocity(
         pretrained.sample("08_trajectory_shapes", 2, image=clips[:2, :, 0])
     with pytest.raises(ValueError, match="pass only context="):
         pretrained.sample("08_trajectory_shapes", 2, context=clips[:2, :, :3])
+
+
+def test_the_shipped_digit_motion_model_predicts_better_than_constant_velocity_and_optical_flow():
+    """The same task on lesson 07's MovingDigits (held-out clips, grey): the best of 4 beats both baselines, and
+    every predicted frame still shows the given digit."""
+    _shipped_or_skip("08_trajectory_digits")
+    from vdlearn.metrics import best_of_k, digit_constancy
+    from vdlearn.video import constant_velocity, flow_warp
+    clips = _digits(16, seed=20_000)[0]
+    context, truth = clips[:, :, :2], clips[:, :, 2:]
+    made = torch.stack([pretrained.sample("08_trajectory_digits", 16, seed=j, context=context) for j in range(4)])
+    assert made.shape == (4, 16, 1, 8, 28, 28) and torch.equal(made[0, :, :, :2], context)
+    best = best_of_k(made[:, :, :, 2:], truth, psnr).mean()
+    assert best > psnr(constant_velocity(context, 6).clamp(-1, 1), truth).mean() + 3
+    assert best > psnr(flow_warp(context, 6).clamp(-1, 1), truth).mean() + 3
+    assert digit_constancy(made[0])["digit_constant"] >= 0.9
+    with pytest.raises(ValueError, match=r"\(n, C, 2, H, W\) = \(2, 1, 2, 28, 28\)"):
+        pretrained.sample("08_trajectory_digits", 2, context=clips[:2, :, :2].expand(-1, 3, -1, -1, -1))
