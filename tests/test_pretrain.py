@@ -97,6 +97,30 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tiny, monkeypatch):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_second_stage_starts_from_the_finished_first_stage(tiny, monkeypatch, capsys):
+    """A first stage ships nothing and keeps its run; the recipe that continues it refuses to start before the
+    first stage has finished, then starts from its EMA weights (a learning rate of ~0 keeps them: the shipped
+    weights are the first stage's) and says so in the manifest."""
+    workdir, folder = tiny
+    first = replace(TINY, name="99_tiny_first_stage", ships=False)
+    second = replace(TINY, name="99_tiny_second_stage", continues=first.name, num_steps=2, lr=1e-12)
+    for r in (first, second):
+        monkeypatch.setitem(recipes.RECIPES, r.name, r)
+    with pytest.raises(ValueError, match=r"has done 0 of its 6 steps.*pretrain 99_tiny_first_stage"):
+        pretrained.pretrain(second.name, workdir=workdir, folder=folder, progress=False)
+    pretrained.pretrain(first.name, workdir=workdir, until=3, folder=folder, progress=False)
+    with pytest.raises(ValueError, match=r"has done 3 of its 6 steps"):
+        pretrained.pretrain(second.name, workdir=workdir, folder=folder, progress=False)
+    assert main(["pretrain", first.name, "--workdir", str(workdir), "--folder", str(folder)]) == 0
+    assert "kept in" in capsys.readouterr().out and first.name not in pretrained.manifest(folder)
+    done = pretrained.pretrain(second.name, workdir=workdir, folder=folder, progress=False)
+    start = pretrained.finished_run(first.name, workdir).state_dict()
+    shipped = pretrained.load_state(second.name, folder)
+    assert all(torch.allclose(shipped[k], start[k], atol=1e-6) for k in start)
+    assert done["steps"] == 2 and "99_tiny_first_stage" in pretrained.manifest(folder)[second.name]["trained"]
+    assert "(continues 99_tiny_first_stage)" in recipes.recipe_table()
+
+
 def test_a_checkpoint_of_another_recipe_is_refused(tiny, monkeypatch):
     workdir, folder = tiny
     pretrained.pretrain(TINY.name, workdir=workdir, until=2, folder=folder, progress=False)

@@ -132,8 +132,14 @@ def _pretrain(args: argparse.Namespace) -> int:
         print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)
         return 2
     done = f"{summary['steps']:,} of {summary['of']:,} steps in {summary['hours']:.2f} h"
-    print(f"{args.name}: {done}" + (f"; shipped {summary['shipped']}, metrics {summary['metrics']}"
-                                    if "shipped" in summary else f"; run again to continue ({summary['run']})"))
+    if "shipped" in summary:
+        done += f"; shipped {summary['shipped']}, metrics {summary['metrics']}"
+    elif "kept" in summary:
+        done += (f"; finished and kept in {summary['kept']} for the recipe(s) that continue it: "
+                 + ", ".join(f"`python -m vdlearn pretrain {n}`" for n in summary["continued_by"]))
+    else:
+        done += f"; run again to continue ({summary['run']})"
+    print(f"{args.name}: {done}")
     return 0
 
 

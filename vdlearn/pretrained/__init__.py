@@ -8,9 +8,9 @@
 from .shipped import (CONDITIONS, builder_class, checkpoint_dir, load_pretrained, load_state, manifest,
                       sample, save_pretrained, sha256, verify)
 from .recipes import RECIPES, Recipe, get_recipe, recipe_table
-from .runs import default_workdir, evaluate_run, pretrain, read_curve, record_curve_point, run_model
+from .runs import default_workdir, evaluate_run, finished_run, pretrain, read_curve, record_curve_point, run_model
 
 __all__ = ["checkpoint_dir", "manifest", "sha256", "verify", "load_state", "builder_class", "load_pretrained",
            "save_pretrained", "CONDITIONS", "sample", "Recipe", "RECIPES", "get_recipe", "recipe_table",
-           "default_workdir", "pretrain", "run_model", "evaluate_run",
+           "default_workdir", "pretrain", "run_model", "finished_run", "evaluate_run",
            "record_curve_point", "read_curve"]

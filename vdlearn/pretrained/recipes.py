@@ -63,6 +63,11 @@ class Recipe:
     #: metrics of the shipped model: given ``sample(n, seed)`` for a generator (a recipe with ``sampling``),
     #: else given the model itself
     evaluate: Callable[[Any], dict[str, float]] | None = None
+    #: a second stage: the name of the recipe whose *finished* run this one starts from (its EMA weights), e.g.
+    #: more steps with a fresh warmup-stable-decay cycle at a lower learning rate
+    continues: str | None = None
+    #: False for a first stage that only another recipe continues: its finished run is kept, nothing is shipped
+    ships: bool = True
 
     def build(self) -> nn.Module:
         torch.manual_seed(self.seed)
@@ -77,7 +82,8 @@ class Recipe:
                 "steps": self.num_steps, "batch_size": self.batch_size, "lr": self.lr,
                 "warmup_steps": self.warmup_steps, "decay_steps": self.decay_steps, "ema_decay": self.ema_decay,
                 "seed": self.seed, "weights_dtype": self.weights_dtype,
-                "sampling": self.sampling}
+                "sampling": self.sampling, **({"continues": self.continues} if self.continues else {}),
+                **({} if self.ships else {"ships": False})}
 
 
 def _cached(folder: Path, name: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
@@ -668,6 +674,8 @@ def get_recipe(name: str) -> Recipe:
 
 def recipe_table() -> str:
     """One line per recipe: name, lesson, steps, batch, learning rate, and what it trains."""
+    def stage(r: Recipe) -> str:
+        return (f"  (continues {r.continues})" if r.continues else "") + ("" if r.ships else "  (not shipped)")
     return "\n".join(f"{r.name:30s} lesson {r.lesson:02d}  {r.num_steps:>6,} steps x {r.batch_size:<3d} lr {r.lr:g}"
-                     f"  EMA {r.ema_decay}\n    {r.summary}" for r in RECIPES.values())
+                     f"  EMA {r.ema_decay}{stage(r)}\n    {r.summary}" for r in RECIPES.values())
 

@@ -21,10 +21,10 @@ import torch
 from ..files import atomic_write
 from ..train import fit
 from ..train.checkpoint import load_checkpoint
-from .recipes import Recipe, get_recipe
+from .recipes import RECIPES, Recipe, get_recipe
 from .shipped import checkpoint_dir, flow_clips, load_pretrained, manifest, sample, save_pretrained
 
-__all__ = ["default_workdir", "pretrain", "machine", "Sittings", "run_model", "evaluate_run", "record_curve_point",
+__all__ = ["default_workdir", "pretrain", "machine", "Sittings", "finished_run", "run_model", "evaluate_run", "record_curve_point",
            "read_curve"]
 
 
@@ -88,6 +88,8 @@ def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int 
     ckpt = run_dir / "checkpoint.pt"
     data = recipe.data(run_dir)
     model = recipe.build()
+    if recipe.continues and not ckpt.is_file():     # a second stage starts where the first one finished
+        model.load_state_dict(finished_run(recipe.continues, workdir).state_dict())
     sittings = Sittings(run_dir / "sittings.json", _steps_done(ckpt))
     result = fit(model, recipe.loss, data, num_steps=until, batch_size=recipe.batch_size, lr=recipe.lr,
                  warmup_steps=recipe.warmup_steps, decay_steps=recipe.decay_steps, schedule_steps=total,
@@ -99,9 +101,21 @@ def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int 
                                "run": str(run_dir)}
     if until < total:
         return summary
+    if not recipe.ships:
+        followers = sorted(r.name for r in RECIPES.values() if r.continues == name)
+        return {**summary, "kept": str(ckpt), "continued_by": followers}
     folder = Path(folder or checkpoint_dir())
     trained = (f"by `python -m vdlearn pretrain {name}`: {total:,} steps of {recipe.batch_size} in "
                f"{sittings.hours:.1f} h on {sittings.records[-1]['machine']}")
+    curve, before = read_curve(name, workdir), {}
+    if recipe.continues:      # the learning curve runs on from the first stage's, in its steps and hours
+        first = Sittings.read(Path(workdir or default_workdir()) / recipe.continues / "sittings.json")
+        before = {"continues": recipe.continues, "steps": get_recipe(recipe.continues).num_steps,
+                  "hours": round(sum(r["seconds"] for r in first) / 3600, 2)}
+        curve = read_curve(recipe.continues, workdir) + [
+            {**p, "step": p["step"] + before["steps"], "hours": round(p["hours"] + before["hours"], 3)} for p in curve]
+        trained = (f"by `python -m vdlearn pretrain {recipe.continues}` ({before['steps']:,} steps in "
+                   f"{before['hours']:.1f} h), then {trained[3:]}, started from its EMA weights")
     trained_model = result.best_model.cpu().eval()
     if recipe.finish is not None:
         recipe.finish(trained_model, data)
@@ -116,11 +130,24 @@ def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int 
         metrics = recipe.evaluate(load_pretrained(name, folder))
     entries = manifest(folder)
     entries[name]["pretrain"] = {"steps": total, "hours": round(sittings.hours, 2),
-                                 "machine": sittings.records[-1]["machine"], "metrics": metrics,
-                                 "curve": read_curve(name, workdir)}
+                                 "machine": sittings.records[-1]["machine"], "metrics": metrics, "curve": curve,
+                                 **({"first_stage": before} if before else {})}
     text = json.dumps(entries, indent=2, sort_keys=True) + "\n"
     atomic_write(folder / "manifest.json", lambda f: f.write(text.encode("utf-8")))
     return {**summary, "metrics": metrics, "shipped": str(folder / f"{name}.pt")}
+
+
+def finished_run(name: str, workdir: str | os.PathLike | None = None) -> torch.nn.Module:
+    """The EMA model of recipe ``name``'s finished run (what a second stage starts from), or a ValueError that
+    says to finish it first."""
+    total = get_recipe(name).num_steps
+    path = Path(workdir or default_workdir()) / name / "checkpoint.pt"
+    step = _steps_done(path)
+    if step < total:
+        raise ValueError(f"this recipe continues the finished run of {name!r}, which has done {step:,} of its "
+                         f"{total:,} steps in '{path.parent}': run `python -m vdlearn pretrain {name}` to the end "
+                         "first (with the same --workdir)")
+    return run_model(name, workdir)[0]
 
 
 def run_model(name: str, workdir: str | os.PathLike | None = None) -> tuple[torch.nn.Module, int]:
