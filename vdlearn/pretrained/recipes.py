@@ -460,6 +460,18 @@ _CAUSAL_VAE = dict(builder="vdlearn.vae:CausalVideoVAE",
                    warmup_steps=50, ema_decay=0.995, evaluate=_video_vae_reconstruction(),
                    finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=256))
 
+#: lesson 07's video DiT of BouncingShapes, trained in two stages (the second continues the first)
+_DIT_SHAPES = dict(
+    builder="vdlearn.nn.video_dit:VideoDiT",
+    kwargs={"in_channels": 8, "frames": 5, "size": 8, "patch": 1, "tubelet": 5, "dim": 128, "depth": 8, "heads": 4,
+            "cond_channels": 9, "num_classes": 18},
+    data=_labelled_latents(lambda: BouncingShapes(16_384, frames=8, size=32, seed=0), lambda data, i: data.labels(i),
+                           "09_causal_vae"),
+    loss=_causal_flow_loss, batch_size=16, ema_decay=0.999, weights_dtype="float16",
+    sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 30,
+              "shift": 3.0, "vae": "09_causal_vae", "guidance_scale": 2.0, "classes": BouncingShapes(1).class_names()},
+    evaluate=_video_metrics("shapes", _held_out_shapes(8), num_classes=18))
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe(name="06_unet2d_digits", lesson=6, **_DIGITS06, loss=_digit_loss("v"),
            summary="lesson 06's cpu U-Net on 20,000 digits, class-conditional with label dropout; v-prediction, "
@@ -643,24 +655,19 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
                   "steps": 20},
         evaluate=_prediction_metrics("digits")),
     Recipe(
-        name="07_causal_dit_shapes", lesson=7,
+        name="07_causal_dit_shapes_base", lesson=7, ships=False, **_DIT_SHAPES,
+        summary="the first stage of 07_causal_dit_shapes (which says what it is): 22,000 steps at lr 5e-4, the "
+                "last 6,000 decaying to 0",
+        num_steps=22_000, lr=5e-4, warmup_steps=200, decay_steps=6_000),
+    Recipe(
+        name="07_causal_dit_shapes", lesson=7, continues="07_causal_dit_shapes_base", **_DIT_SHAPES,
         summary="BouncingShapes 8x32x32 in the causal VAE's latents (8 frames -> 8x5x8x8); a video DiT whose "
                 "tokens span all 5 latent frames, told each clip's kind and colour (18 classes, dropped one time in "
                 "ten for guidance); flow matching, logit-normal t; generation, prediction and image to video from "
-                "one set of weights; the learning rate decays to 0 over the last 6,000 steps; sampled with 30 "
-                "Euler steps, time shift 3",
-        builder="vdlearn.nn.video_dit:VideoDiT",
-        kwargs={"in_channels": 8, "frames": 5, "size": 8, "patch": 1, "tubelet": 5, "dim": 128, "depth": 8,
-                "heads": 4, "cond_channels": 9, "num_classes": 18},
-        data=_labelled_latents(lambda: BouncingShapes(16_384, frames=8, size=32, seed=0),
-                                      lambda data, i: data.labels(i), "09_causal_vae"),
-        loss=_causal_flow_loss, num_steps=22_000, batch_size=16, lr=5e-4, warmup_steps=200, decay_steps=6_000,
-        ema_decay=0.999, weights_dtype="float16",
-        sampling={"kind": "latent_flow_video", "shape": [3, 8, 32, 32], "sampler": "flow-euler", "steps": 30,
-                  "shift": 3.0, "vae": "09_causal_vae", "guidance_scale": 2.0,
-                  "classes": BouncingShapes(1).class_names()},
-        evaluate=_video_metrics("shapes", _held_out_shapes(8), num_classes=18),
-    ),
+                "one set of weights. Two stages: 07_causal_dit_shapes_base (22,000 steps at lr 5e-4, the last 6,000 "
+                "decaying to 0), then 8,000 more at lr 2e-4 (the last 4,000 decaying); sampled with 30 Euler steps, "
+                "time shift 3, guidance 2",
+        num_steps=8_000, lr=2e-4, warmup_steps=100, decay_steps=4_000),
 ]}
 
 
