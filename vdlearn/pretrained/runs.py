@@ -6,6 +6,8 @@ interrupted run loses at most the steps since the last one), the recipe's cached
 ``sittings.json`` (when, where and how far each sitting trained). Running the command again resumes.
 When the recipe's last step is reached, the EMA weights are saved in ``data/checkpoints`` and the
 manifest entry is written: the recipe, the steps, the hours and machine, and the model's metrics.
+A recipe that ``continues`` another starts from that one's finished run (a first stage with ``ships=False``
+is kept there and ships nothing).
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ from ..train.checkpoint import load_checkpoint
 from .recipes import RECIPES, Recipe, get_recipe
 from .shipped import checkpoint_dir, flow_clips, load_pretrained, manifest, sample, save_pretrained
 
-__all__ = ["default_workdir", "pretrain", "machine", "Sittings", "finished_run", "run_model", "evaluate_run", "record_curve_point",
-           "read_curve"]
+__all__ = ["default_workdir", "pretrain", "machine", "Sittings", "finished_run", "run_model", "evaluate_run",
+           "record_curve_point", "read_curve"]
 
 
 def default_workdir() -> Path:
@@ -105,7 +107,7 @@ def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int 
         followers = sorted(r.name for r in RECIPES.values() if r.continues == name)
         return {**summary, "kept": str(ckpt), "continued_by": followers}
     folder = Path(folder or checkpoint_dir())
-    trained = (f"by `python -m vdlearn pretrain {name}`: {total:,} steps of {recipe.batch_size} in "
+    trained = (f"`python -m vdlearn pretrain {name}`: {total:,} steps of {recipe.batch_size} in "
                f"{sittings.hours:.1f} h on {sittings.records[-1]['machine']}")
     curve, before = read_curve(name, workdir), {}
     if recipe.continues:      # the learning curve runs on from the first stage's, in its steps and hours
@@ -114,13 +116,13 @@ def pretrain(name: str, *, workdir: str | os.PathLike | None = None, until: int 
                   "hours": round(sum(r["seconds"] for r in first) / 3600, 2)}
         curve = read_curve(recipe.continues, workdir) + [
             {**p, "step": p["step"] + before["steps"], "hours": round(p["hours"] + before["hours"], 3)} for p in curve]
-        trained = (f"by `python -m vdlearn pretrain {recipe.continues}` ({before['steps']:,} steps in "
-                   f"{before['hours']:.1f} h), then {trained[3:]}, started from its EMA weights")
+        trained = (f"`python -m vdlearn pretrain {recipe.continues}` ({before['steps']:,} steps in "
+                   f"{before['hours']:.1f} h), then {trained}, started from its EMA weights")
     trained_model = result.best_model.cpu().eval()
     if recipe.finish is not None:
         recipe.finish(trained_model, data)
     save_pretrained(trained_model, name, lesson=recipe.lesson, builder=recipe.builder,
-                    kwargs=recipe.kwargs, trained=trained, sampling=recipe.sampling, folder=folder,
+                    kwargs=recipe.kwargs, trained=f"by {trained}", sampling=recipe.sampling, folder=folder,
                     dtype=recipe.weights_dtype)
     if recipe.evaluate is None:
         metrics = {}
