@@ -404,7 +404,7 @@ def _prediction_metrics(dataset: str = "shapes", n: int = 64, k: int = 4) -> Cal
     constancy of the first sample's whole clips."""
     def evaluate(sample: Callable[..., torch.Tensor], n: int = n) -> dict[str, float]:
         if dataset == "shapes":
-            clips, speed = _held_out_shapes(8, n)(), (1.0, 2.5)
+            clips, speed = _held_out_shapes(8, n)(), BouncingShapes(1).speed
         else:
             clips, speed = _moving_digits(n, seed=10_000).get_batch(torch.arange(n)), _moving_digits(1, 0).speed
         scores, made = _prediction_scores(sample, clips, k)
@@ -459,6 +459,7 @@ _CAUSAL_VAE = dict(builder="vdlearn.vae:CausalVideoVAE",
                    loss=lambda model, batch: vae_loss(model, batch, beta=0.1), batch_size=16, lr=1e-3,
                    warmup_steps=50, ema_decay=0.995, evaluate=_video_vae_reconstruction(),
                    finish=lambda vae, data: calibrate_scaling_factor(vae, data, num_examples=256))
+
 
 def _motion_prediction(name: str, dataset: str, data: str, thing: str, channels: int, size: int,
                        clips: Callable[[int], Any]) -> Recipe:
